@@ -1,0 +1,127 @@
+"""The engine's one typed configuration object.
+
+Defaults are the embedded ones (CPU, offline). Load from YAML and apply dotted CLI overrides:
+
+    cfg = load_config("build.yaml", ["plan.min_area_frac=0.02", "generate.seed=7"])
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IngestConfig(_Section):
+    unit_size: int = Field(64, gt=0, description="images per work unit")
+    max_pixels: int = Field(89_478_485, gt=0, description="decompression-bomb limit (PIL's default)")
+    polygon_margin: float = Field(0.1, ge=0, description="polygon points may lie this share of the image size outside it")
+    verify_pixels: bool = Field(True, description="fully decode each image to catch truncated files")
+
+
+class FactsConfig(_Section):
+    near_distance: float = Field(0.15, gt=0, description="max normalised gap between bboxes for next_to / relations")
+    max_relation_partners: int = Field(6, gt=0)
+    small_frac: float = Field(0.01, description="area_frac below this is small")
+    large_frac: float = Field(0.10, description="area_frac above this is large")
+
+
+class PlanConfig(_Section):
+    min_area_frac: float = Field(0.01, ge=0, description="targets must cover at least this share of the image")
+    allow_crowd_targets: bool = False
+    programs_per_target: int = Field(3, gt=0, description="distinct programs per target and tier")
+    max_constraints: int = Field(3, gt=0)
+    one_to_many: bool = True
+    one_to_all: bool = True
+    negatives_per_image: int = Field(2, ge=0)
+
+
+class GenerateConfig(_Section):
+    backend: Literal["template", "vllm", "openai"] = "template"
+    model: str = "template-grammar"
+    prompt_version: str = "v1"
+    seed: int = 0
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    vllm_model_path: str | None = None
+
+
+class CheckConfig(_Section):
+    # Which checkers must pass, per tier. Others may run and are recorded.
+    policy: dict[str, list[str]] = Field(default_factory=lambda: {
+        "concept": ["program", "lexical"],
+        "simple": ["program", "lexical"],
+        "complex": ["program", "no_category_noun"],
+        "negative": ["program", "lexical"],
+    })
+    max_rounds: int = Field(3, ge=1, description="generation rounds per spec before rejecting")
+    sam3i_iou: float = Field(0.5, gt=0, le=1)
+
+
+class DedupConfig(_Section):
+    method: Literal["minhash", "embedding", "exact"] = "minhash"
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard (minhash) or cosine (embedding) above which two texts are near-duplicates")
+    max_per_target_tier: int = Field(3, gt=0)
+
+
+class ReleaseConfig(_Section):
+    shard_max_count: int = Field(1000, gt=0)
+    shard_max_bytes: int = Field(1_000_000_000, gt=0)
+    val_fraction: float = Field(0.1, ge=0, le=1)
+    multipart_threshold: int = Field(8 * 1024 * 1024, gt=0)
+
+
+class StageResources(_Section):
+    num_cpus: float = 1
+    num_gpus: float = 0
+    concurrency: int = 2
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="None = local ray.init(); else a cluster address")
+    stages: dict[str, StageResources] = Field(default_factory=lambda: {"unit": StageResources()})
+    max_retries: int = 2
+
+
+class EngineConfig(_Section):
+    ingest: IngestConfig = IngestConfig()
+    facts: FactsConfig = FactsConfig()
+    plan: PlanConfig = PlanConfig()
+    generate: GenerateConfig = GenerateConfig()
+    check: CheckConfig = CheckConfig()
+    dedup: DedupConfig = DedupConfig()
+    release: ReleaseConfig = ReleaseConfig()
+    ray: RayConfig = RayConfig()
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML (numbers, bools, lists)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key.path=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {p!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> EngineConfig:
+    data: dict = {}
+    if path is not None:
+        text = Path(path).read_text()
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    return EngineConfig.model_validate(apply_overrides(data, overrides or []))

@@ -1,0 +1,184 @@
+"""Referring programs: machine-checkable constraints that select instances from a scene.
+
+A program is an ordered tuple of constraints. Evaluation runs in two phases, because that is
+how people refer to things: *filters* (category, supercategory, colour, size label, position,
+relation, affordance) narrow the scene to a set S; then *selectors* (ordinal, superlative
+size, count) pick from S relative to the members of S ("the second dog from the left").
+
+A spec is valid only if `evaluate(program, scene)` equals its target set exactly.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance")
+SELECTOR_KINDS = ("ordinal", "superlative", "count")
+KINDS = FILTER_KINDS + SELECTOR_KINDS
+
+# ordinal values: "<from>:<k>", from in left/right/top/bottom, k >= 1 ("left:1" = leftmost)
+ORDINAL_FROM = {"left": ("cx", False), "right": ("cx", True), "top": ("cy", False), "bottom": ("cy", True)}
+SUPERLATIVES = ("largest", "smallest")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    kind: str
+    value: str | int | None = None
+    rel: str | None = None                 # relation name, for kind == "relation"
+    obj: "Program | None" = None           # the related object's own program
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown constraint kind {self.kind!r}")
+        if self.kind == "relation" and (self.rel is None or self.obj is None):
+            raise ValueError("a relation constraint needs rel and obj")
+
+    def to_json(self) -> dict:
+        d: dict = {"kind": self.kind}
+        if self.value is not None:
+            d["value"] = self.value
+        if self.rel is not None:
+            d["rel"] = self.rel
+        if self.obj is not None:
+            d["obj"] = self.obj.to_json()
+        return d
+
+    @staticmethod
+    def from_json(d: Mapping) -> "Constraint":
+        obj = Program.from_json(d["obj"]) if d.get("obj") is not None else None
+        return Constraint(d["kind"], d.get("value"), d.get("rel"), obj)
+
+
+@dataclass(frozen=True)
+class Program:
+    constraints: tuple[Constraint, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.constraints)
+
+    def __iter__(self):
+        return iter(self.constraints)
+
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(c.kind for c in self.constraints)
+
+    def get(self, kind: str) -> Constraint | None:
+        return next((c for c in self.constraints if c.kind == kind), None)
+
+    def with_(self, *extra: Constraint) -> "Program":
+        return Program(self.constraints + tuple(extra))
+
+    def to_json(self) -> list:
+        return [c.to_json() for c in self.constraints]
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @staticmethod
+    def from_json(data: Iterable[Mapping]) -> "Program":
+        return Program(tuple(Constraint.from_json(d) for d in data))
+
+    @staticmethod
+    def loads(text: str) -> "Program":
+        return Program.from_json(json.loads(text))
+
+
+def P(*constraints: Constraint) -> Program:
+    return Program(tuple(constraints))
+
+
+@dataclass
+class Scene:
+    """The facts of one image, as the evaluator sees them.
+
+    `instances` maps instance_id -> fact row (a dict with the columns of schemas.facts.FACTS);
+    `relations` holds (subject_id, relation, object_id) triples; `affordances` maps
+    category -> set of lexicon affordance keys (empty when no lexicon is given).
+    """
+    image_id: str
+    instances: dict[str, dict]
+    relations: set[tuple[str, str, str]] = field(default_factory=set)
+    affordances: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @staticmethod
+    def from_tables(image_id: str, facts, relations=None, affordances=None) -> "Scene":
+        rows = facts[facts["image_id"] == image_id] if "image_id" in facts else facts
+        inst = {r["instance_id"]: r for r in rows.to_dict("records")}
+        rel = set()
+        if relations is not None and len(relations):
+            rr = relations[relations["image_id"] == image_id]
+            rel = set(zip(rr["subject_id"], rr["relation"], rr["object_id"]))
+        return Scene(image_id, inst, rel, dict(affordances or {}))
+
+    def categories(self) -> set[str]:
+        return {f["category"] for f in self.instances.values()}
+
+
+def _filter(c: Constraint, ids: set[str], scene: Scene) -> set[str]:
+    I = scene.instances
+    if c.kind == "category":
+        return {i for i in ids if I[i]["category"] == c.value}
+    if c.kind == "supercategory":
+        return {i for i in ids if I[i]["supercategory"] == c.value}
+    if c.kind == "color":
+        return {i for i in ids if I[i]["color"] == c.value}
+    if c.kind == "size":
+        return {i for i in ids if I[i]["size_label"] == c.value}
+    if c.kind == "position":
+        return {i for i in ids if c.value in (I[i]["pos_x"], I[i]["pos_y"])}
+    if c.kind == "affordance":
+        return {i for i in ids if c.value in scene.affordances.get(I[i]["category"], ())}
+    if c.kind == "relation":
+        objects = evaluate(c.obj, scene)
+        return {i for i in ids if any((i, c.rel, o) in scene.relations for o in objects if o != i)}
+    raise AssertionError(c.kind)
+
+
+def _select(c: Constraint, ids: set[str], scene: Scene) -> set[str]:
+    I = scene.instances
+    if c.kind == "count":
+        return ids if len(ids) == int(c.value) else set()
+    if not ids:
+        return ids
+    # Ordinals and superlatives over a set with a crowd region are undefined: select nothing
+    # definite, so the program cannot equal a one-instance target.
+    if any(I[i]["iscrowd"] for i in ids):
+        return ids
+    if c.kind == "superlative":
+        key = lambda i: (I[i]["area"], i)
+        areas = sorted(ids, key=key, reverse=(c.value == "largest"))
+        best, second = areas[0], (areas[1] if len(areas) > 1 else None)
+        # a superlative only picks out an instance when it clearly stands apart (>= 15%)
+        if second is not None:
+            a, b = I[best]["area"], I[second]["area"]
+            if max(a, b) < 1.15 * min(a, b):
+                return set()
+        return {best}
+    if c.kind == "ordinal":
+        side, k = str(c.value).split(":")
+        k = int(k)
+        coord, reverse = ORDINAL_FROM[side]
+        order = sorted(ids, key=lambda i: (I[i][coord], i), reverse=reverse)
+        if k > len(order):
+            return set()
+        # an ordinal is only meaningful when neighbours are not nearly level (>= 2% apart)
+        pick = order[k - 1]
+        for j in (k - 2, k):
+            if 0 <= j < len(order) and abs(I[order[j]][coord] - I[pick][coord]) < 0.02:
+                return set()
+        return {pick}
+    raise AssertionError(c.kind)
+
+
+def evaluate(program: Program, scene: Scene) -> set[str]:
+    """The set of instance ids the program selects in the scene."""
+    ids = set(scene.instances)
+    for c in program:
+        if c.kind in FILTER_KINDS:
+            ids = _filter(c, ids, scene)
+    for c in program:
+        if c.kind in SELECTOR_KINDS:
+            ids = _select(c, ids, scene)
+    return ids

@@ -1,0 +1,28 @@
+"""images: one row per ingested (good) image."""
+import pandera.pandas as pa
+import pyarrow
+
+from schemas._table import Table
+
+IMAGES = Table(
+    "images",
+    pyarrow.schema([
+        ("source_id", pyarrow.string()),      # name of the source in this build
+        ("image_id", pyarrow.string()),       # "<source_id>:<orig_id>", unique across sources
+        ("orig_id", pyarrow.int64()),         # id in the source COCO json
+        ("file_name", pyarrow.string()),
+        ("uri", pyarrow.string()),            # resolved location (local path or s3://)
+        ("width", pyarrow.int32()),
+        ("height", pyarrow.int32()),
+        ("sha256", pyarrow.string()),         # of the image bytes
+        ("n_bytes", pyarrow.int64()),
+        ("unit_id", pyarrow.string()),        # work unit (DESIGN.md section 2)
+        pyarrow.field("license", pyarrow.string(), nullable=True),
+    ]),
+    checks={
+        "width": [pa.Check.gt(0)],
+        "height": [pa.Check.gt(0)],
+        "sha256": [pa.Check.str_length(64, 64)],
+    },
+    unique=("image_id",),
+)
