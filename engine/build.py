@@ -1,0 +1,187 @@
+"""Build a release in one process: ingest -> per-unit stages -> release.
+
+This is the engine's own driver, with no orchestrator: `flows/` runs the same steps as
+Prefect tasks and hands the per-unit work to Ray (`pipelines/`). Finished units are reused
+from the work directory, so a killed build resumes where it stopped.
+
+    python -m engine.build --source ../shared/data/coco-sample --output out/release
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import yaml
+
+from engine.config import EngineConfig, load_config
+from engine.ingest import IngestError, SourceSpec, ingest, resolve_source
+from engine.lexicon import load_lexicon
+from engine.report import print_report, quality_report, report_markdown
+from engine.stages import UnitResult, UnitWorker
+from engine.version import code_version
+from engine.workdir import UnitStore, read_table, write_table
+from schemas.facts import FACTS
+from schemas.images import IMAGES
+from schemas.instances import INSTANCES
+from schemas.instructions import INSTRUCTIONS
+from schemas.quarantine import QUARANTINE
+
+UNIT_STAGE = "units"
+
+
+@dataclass
+class Ingested:
+    images: pd.DataFrame
+    instances: pd.DataFrame
+    quarantine: pd.DataFrame
+
+    def unit_ids(self) -> list[str]:
+        return sorted(self.images["unit_id"].unique())
+
+    def unit(self, unit_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        imgs = self.images[self.images["unit_id"] == unit_id].reset_index(drop=True)
+        inst = self.instances[self.instances["image_id"].isin(set(imgs["image_id"]))].reset_index(drop=True)
+        return imgs, inst
+
+
+@dataclass
+class BuildResult:
+    release_uri: str | None
+    release_id: str | None
+    report: dict
+    units_total: int
+    units_run: list[str] = field(default_factory=list)
+    quarantined: int = 0
+    published: bool = True
+    message: str = ""
+
+
+def config_fingerprint(cfg: EngineConfig) -> str:
+    """What decides unit outputs: every section but release/ray, plus the code version."""
+    data = cfg.model_dump(exclude={"release", "ray"})
+    return hashlib.sha256((json.dumps(data, sort_keys=True) + code_version()).encode()).hexdigest()[:16]
+
+
+def default_workdir(output: str) -> Path:
+    return Path(".sam3i-work") / hashlib.sha256(output.encode()).hexdigest()[:12]
+
+
+def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
+    res = ingest(sources, cfg.ingest)
+    d = workdir / "ingest"
+    write_table(d / "images.parquet", IMAGES, res.images)
+    write_table(d / "instances.parquet", INSTANCES, res.instances)
+    write_table(d / "quarantine.parquet", QUARANTINE, res.quarantine)
+    return Ingested(res.images, res.instances, res.quarantine)
+
+
+def unit_store(workdir: Path, cfg: EngineConfig) -> UnitStore:
+    return UnitStore(workdir / f"cfg-{config_fingerprint(cfg)}")
+
+
+def run_units_locally(data: Ingested, pending: list[str], cfg: EngineConfig, store: UnitStore,
+                      on_done: Callable[[str], None] = lambda u: None) -> None:
+    worker = UnitWorker(cfg)
+    for unit_id in pending:
+        imgs, inst = data.unit(unit_id)
+        res = worker.run(unit_id, imgs, inst)
+        store.write(UNIT_STAGE, unit_id, res.tables())
+        on_done(unit_id)
+
+
+def collect(store: UnitStore, unit_ids: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    facts = [store.read(UNIT_STAGE, u, "facts", FACTS) for u in unit_ids]
+    instr = [store.read(UNIT_STAGE, u, "instructions", INSTRUCTIONS) for u in unit_ids]
+    f = pd.concat(facts, ignore_index=True) if facts else FACTS.empty()
+    i = pd.concat(instr, ignore_index=True) if instr else INSTRUCTIONS.empty()
+    return f, i.sort_values("instruction_id").reset_index(drop=True)
+
+
+def inputs_fingerprint(images: pd.DataFrame, instances: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for row in images.sort_values("image_id")[["image_id", "sha256"]].itertuples(index=False):
+        h.update(f"{row.image_id}:{row.sha256};".encode())
+    for row in instances.sort_values("instance_id")[["instance_id", "category", "rle", "iscrowd"]].itertuples(index=False):
+        h.update(f"{row.instance_id}:{row.category}:{row.iscrowd}:{row.rle};".encode())
+    return h.hexdigest()
+
+
+def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], quarantine: pd.DataFrame) -> dict:
+    lines = [f"- `{s.source_id}`: annotations `{s.annotations_uri}`, images `{s.images_uri}`" for s in sources]
+    lines.append("")
+    lines.append("Licences: each image keeps the licence named in its source's `licenses` list "
+                 "(column `license` of the images); COCO annotations are CC BY 4.0.")
+    q = quarantine.groupby("reason").size().to_dict() if len(quarantine) else {}
+    return {
+        "Quality report": report_markdown(report),
+        "Sources": "\n".join(lines),
+        "Quarantined input records": "\n".join(f"- {k}: {v}" for k, v in sorted(q.items())) or "none",
+        "Configuration": "```yaml\n" + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True) + "```",
+        "Code version": f"`{code_version()}`",
+    }
+
+
+def no_complex_categories(instances: pd.DataFrame) -> list[str]:
+    lex = load_lexicon()
+    return sorted(c for c in instances["category"].unique() if not lex.affordances(c))
+
+
+def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.DataFrame,
+            cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
+    from engine.release import build_release
+
+    rep = quality_report(instructions, facts, cfg.plan.min_area_frac, cfg.plan.allow_crowd_targets,
+                         no_complex_categories(data.instances))
+    card = dataset_card(rep, cfg, sources, data.quarantine)
+    fp = inputs_fingerprint(data.images, data.instances) + config_fingerprint(cfg)
+    info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
+                         inputs_fingerprint=fp, code_version=code_version())
+    return rep, info
+
+
+def build(sources: list[SourceSpec], output: str, cfg: EngineConfig, workdir: str | Path | None = None,
+          run_units=run_units_locally) -> BuildResult:
+    workdir = Path(workdir) if workdir else default_workdir(output)
+    data = run_ingest(sources, cfg, workdir)
+    store = unit_store(workdir, cfg)
+    units = data.unit_ids()
+    pending = [u for u in units if not store.is_done(UNIT_STAGE, u)]
+    run_units(data, pending, cfg, store)
+    facts, instructions = collect(store, units)
+    rep, info = publish(output, data, facts, instructions, cfg, sources)
+    return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, len(data.quarantine))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.build", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--source", action="append", required=True,
+                    help="COCO json file or folder with instances.json + images/ (local or s3://); repeatable")
+    ap.add_argument("--images", action="append", default=None, help="images folder for the matching --source")
+    ap.add_argument("--output", required=True, help="release directory or s3:// prefix")
+    ap.add_argument("--config", default=None, help="YAML config file")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. --set plan.min_area_frac=0.02")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        images = args.images or []
+        sources = [resolve_source(s, images[k] if k < len(images) else None) for k, s in enumerate(args.source)]
+        res = build(sources, args.output, cfg, args.workdir)
+    except (IngestError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_report(res.report)
+    print(f"release {res.release_id} written to {res.release_uri} "
+          f"({len(res.units_run)}/{res.units_total} units processed, {res.quarantined} input records quarantined)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The planner: choose targets and, per tier, referring programs that select exactly them.
+
+For every eligible target (one instance, a group sharing a property, or all instances of a
+concept) it searches small programs, shortest and most natural first, and keeps those whose
+evaluation on the scene equals the target set. Negatives are programs that select nothing.
+Every emitted spec satisfies `evaluate(program, scene) == set(target_ids)`; tests check this
+over many random scenes.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from dataclasses import dataclass
+
+from engine.config import PlanConfig
+from engine.programs import Constraint, Program, Scene, evaluate
+from engine.taxonomy import subtype_of
+
+C = Constraint
+
+# How natural a constraint reads to a person; lower is tried first.
+COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
+BASIC_COLORS = ("black", "white", "gray", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown")
+
+
+def _axis(position: str) -> str:
+    return "x" if position in ("left", "center", "right") else "y"
+
+
+@dataclass(frozen=True)
+class Spec:
+    image_id: str
+    tier: str
+    cardinality: str
+    target_ids: tuple[str, ...]
+    program: Program
+
+    @property
+    def spec_id(self) -> str:
+        key = f"{self.image_id}|{self.tier}|{self.cardinality}|{self.program.dumps()}"
+        return "s-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def to_row(self, unit_id: str) -> dict:
+        return {
+            "spec_id": self.spec_id, "image_id": self.image_id, "unit_id": unit_id, "tier": self.tier,
+            "subtype": subtype_of(self.tier, self.program), "cardinality": self.cardinality,
+            "target_ids": list(self.target_ids), "program": self.program.dumps(),
+        }
+
+
+class Planner:
+    def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0):
+        self.cfg = cfg
+        self.known_categories = sorted(known_categories)
+        self.seed = seed
+
+    # ---- atoms -------------------------------------------------------------------------
+    def _object_program(self, scene: Scene, oid: str) -> Program | None:
+        """A short description that picks out the related object alone ("the bench")."""
+        o = scene.instances[oid]
+        base = Program((C("category", o["category"]),))
+        if o["iscrowd"]:
+            return None
+        if evaluate(base, scene) == {oid}:
+            return base
+        for extra in self._filter_atoms(scene, oid, with_relations=False):
+            p = base.with_(extra)
+            if evaluate(p, scene) == {oid}:
+                return p
+        return None
+
+    def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
+        f = scene.instances[iid]
+        atoms = []
+        if f["color_frac"] >= COLOR_MIN_SHARE:
+            atoms.append(C("color", f["color"]))
+        atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
+        if f["size_label"] != "medium":
+            atoms.append(C("size", f["size_label"]))
+        if with_relations:
+            seen = set()
+            for s, rel, o in sorted(scene.relations):
+                if s != iid or scene.instances[o]["category"] == f["category"]:
+                    continue
+                obj = self._object_program(scene, o)
+                if obj is not None and (rel, obj) not in seen:
+                    seen.add((rel, obj))
+                    atoms.append(C("relation", rel=rel, obj=obj))
+        return atoms
+
+    @staticmethod
+    def _selectors(target: dict) -> list[Constraint]:
+        return [C("ordinal", "left:1"), C("ordinal", "right:1"), C("ordinal", "top:1"), C("ordinal", "bottom:1"),
+                C("ordinal", "left:2"), C("ordinal", "right:2"),
+                C("superlative", "largest"), C("superlative", "smallest")]
+
+    # ---- search ------------------------------------------------------------------------
+    def _search(self, scene: Scene, head: Program, targets: set[str], atoms: list[Constraint],
+                selectors: list[Constraint], limit: int, min_extra: int = 0) -> list[Program]:
+        """Programs head + atoms (+ one selector) evaluating to exactly `targets`, cheapest first.
+
+        A program whose extra constraints include an already found one's is skipped: it says
+        more than needed, so it is not a distinct way of referring to the target.
+        """
+        found: list[tuple[Constraint, ...]] = []
+        max_extra = max(0, self.cfg.max_constraints - len(head))
+        options: list[tuple[float, tuple[Constraint, ...]]] = []
+        for n in range(min_extra, max_extra + 1):
+            for combo in itertools.combinations(atoms, n):
+                if sum(c.kind == "position" for c in combo) > 1 and \
+                        len({_axis(c.value) for c in combo if c.kind == "position"}) < 2:
+                    continue
+                cost = sum(COST[c.kind] for c in combo)
+                options.append((n + cost / 10, combo))
+                if n < max_extra:
+                    for sel in selectors:
+                        options.append((n + 1 + (cost + COST[sel.kind]) / 10, combo + (sel,)))
+        options.sort(key=lambda t: (t[0], Program(t[1]).dumps()))
+        for _, combo in options:
+            if len(found) >= limit:
+                break
+            if any(set(f) <= set(combo) for f in found):
+                continue
+            if evaluate(head.with_(*combo), scene) == targets:
+                found.append(combo)
+        return [head.with_(*combo) for combo in found]
+
+    # ---- targets -----------------------------------------------------------------------
+    def eligible(self, scene: Scene) -> list[str]:
+        return sorted(i for i, f in scene.instances.items()
+                      if (self.cfg.allow_crowd_targets or not f["iscrowd"]) and f["area_frac"] >= self.cfg.min_area_frac)
+
+    def plan(self, scene: Scene) -> list[Spec]:
+        specs: list[Spec] = []
+        by_cat: dict[str, list[str]] = {}
+        for i, f in scene.instances.items():
+            by_cat.setdefault(f["category"], []).append(i)
+        eligible = self.eligible(scene)
+        for t in eligible:
+            specs += self._one_to_one(scene, t, by_cat)
+        if self.cfg.one_to_all:
+            specs += self._one_to_all(scene, by_cat, set(eligible))
+        if self.cfg.one_to_many:
+            specs += self._one_to_many(scene, by_cat, set(eligible))
+        specs += self._negatives(scene)
+        # one spec per (tier, program): the same words cannot mean two target sets
+        unique = {(s.tier, s.program): s for s in specs}
+        return sorted(unique.values(), key=lambda s: s.spec_id)
+
+    def _one_to_one(self, scene: Scene, t: str, by_cat: dict[str, list[str]]) -> list[Spec]:
+        f = scene.instances[t]
+        target = {t}
+        out = []
+        cat = Program((C("category", f["category"]),))
+        if evaluate(cat, scene) == target:
+            out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
+        atoms = self._filter_atoms(scene, t)
+        for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
+            out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
+        for key in sorted(scene.affordances.get(f["category"], ())):
+            head = Program((C("affordance", key),))
+            progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
+            out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
+            if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
+                break
+        return out
+
+    def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
+        out = []
+        for catname, members in sorted(by_cat.items()):
+            if len(members) < 2 or not eligible & set(members):
+                continue
+            target = tuple(sorted(members))
+            prog = Program((C("category", catname),))
+            out.append(Spec(scene.image_id, "concept", "1:All", target, prog))
+            out.append(Spec(scene.image_id, "simple", "1:All", target, prog))
+            for key in sorted(scene.affordances.get(catname, ())):
+                p = Program((C("affordance", key),))
+                if evaluate(p, scene) == set(members):
+                    out.append(Spec(scene.image_id, "complex", "1:All", target, p))
+                    break
+        return out
+
+    def _one_to_many(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
+        out = []
+        for catname, members in sorted(by_cat.items()):
+            if len(members) < 3 or any(scene.instances[m]["iscrowd"] for m in members):
+                continue
+            heads = [("simple", Program((C("category", catname),)))]
+            heads += [("complex", Program((C("affordance", k),))) for k in sorted(scene.affordances.get(catname, ()))[:2]]
+            atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
+                           key=lambda a: (COST[a.kind], str(a.value)))
+            for tier, head in heads:
+                for atom in atoms:
+                    group = evaluate(head.with_(atom), scene)
+                    if not 2 <= len(group) < len(members) or not group <= eligible or not group <= set(members):
+                        continue
+                    prog = head.with_(atom, C("count", len(group)))
+                    if evaluate(prog, scene) == group:
+                        out.append(Spec(scene.image_id, tier, "1:N", tuple(sorted(group)), prog))
+        return out
+
+    def _negatives(self, scene: Scene) -> list[Spec]:
+        n = self.cfg.negatives_per_image
+        if n == 0:
+            return []
+        rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
+        present = scene.categories()
+        absent = [c for c in self.known_categories if c not in present]
+        out = []
+        for c in rng.sample(absent, min(n, len(absent))):
+            out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))
+        # simple: a present category with a colour none of its instances has ("the purple dog")
+        pairs = []
+        for c in sorted(present):
+            colors = {f["color"] for f in scene.instances.values() if f["category"] == c}
+            pairs += [(c, col) for col in BASIC_COLORS if col not in colors]
+        for c, col in rng.sample(pairs, min(n, len(pairs))):
+            out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
+        present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
+        absent_aff = sorted({k for ks in scene.affordances.values() for k in ks} - present_aff)
+        for k in rng.sample(absent_aff, min(n, len(absent_aff))):
+            out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
+        return [s for s in out if not evaluate(s.program, scene)]

@@ -1,0 +1,108 @@
+"""The quality report: what a build produced and what it threw away.
+
+Used by the CLI summary, the Prefect artifact and the release's dataset card. Coverage is
+measured on eligible instances (the planner's rule): for each tier, the share of eligible
+instances that are a target of at least one accepted instruction of that tier, and,
+separately, of an accepted one-to-one instruction.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from engine.dedup import normalise
+
+TIERS = ("concept", "simple", "complex")
+
+
+def _distinct_n(texts: list[str], n: int) -> float:
+    grams = [tuple(w[i:i + n]) for w in (normalise(t).split() for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, min_area_frac: float,
+                   allow_crowd: bool = False, no_complex_categories: list[str] | None = None) -> dict:
+    acc = instructions[instructions["accepted"]]
+    rej = instructions[~instructions["accepted"]]
+    elig = facts[(facts["area_frac"] >= min_area_frac) & (allow_crowd | ~facts["iscrowd"])]
+    eligible = set(elig["instance_id"])
+    coverage, coverage_1to1 = {}, {}
+    for tier in TIERS:
+        t = acc[acc["tier"] == tier]
+        covered = {i for ids in t["target_ids"] for i in ids}
+        one = {ids[0] for ids in t[t["cardinality"] == "1:1"]["target_ids"]}
+        coverage[tier] = len(eligible & covered) / len(eligible) if eligible else 0.0
+        coverage_1to1[tier] = len(eligible & one) / len(eligible) if eligible else 0.0
+    words = acc["text"].str.split().str.len()
+    texts = acc["text"].tolist()
+    reasons = Counter(r.split(":")[0] + ": " + r.split(":", 1)[1].strip().split(";")[0][:60] if ":" in r else r
+                      for r in rej["reject_reason"])
+    return {
+        "instructions": {"accepted": int(len(acc)), "rejected": int(len(rej))},
+        "images": int(instructions["image_id"].nunique()),
+        "eligible_instances": len(eligible),
+        "by_tier": acc.groupby("tier").size().to_dict(),
+        "by_cardinality": acc.groupby("cardinality").size().to_dict(),
+        "by_tier_subtype": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "subtype"]).size().items()},
+        "by_tier_cardinality": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "cardinality"]).size().items()},
+        "coverage": coverage,
+        "coverage_1to1": coverage_1to1,
+        "words_per_instruction": {"mean": float(words.mean()) if len(words) else 0.0,
+                                  **{t: float(acc[acc["tier"] == t]["text"].str.split().str.len().mean() or 0)
+                                     for t in TIERS if (acc["tier"] == t).any()}},
+        "distinct_1": _distinct_n(texts, 1),
+        "distinct_2": _distinct_n(texts, 2),
+        "rejection_reasons": dict(reasons.most_common(15)),
+        "no_complex_tier_categories": sorted(no_complex_categories or []),
+    }
+
+
+def report_markdown(rep: dict) -> str:
+    lines = ["## Quality report", "",
+             f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']}",
+             f"- instructions accepted: {rep['instructions']['accepted']}, rejected: {rep['instructions']['rejected']}",
+             f"- words per instruction (mean): {rep['words_per_instruction']['mean']:.1f}",
+             f"- distinct-1: {rep['distinct_1']:.3f}, distinct-2: {rep['distinct_2']:.3f}", "",
+             "| tier | accepted | coverage (any) | coverage (1:1) |", "|---|---|---|---|"]
+    for t in TIERS:
+        lines.append(f"| {t} | {rep['by_tier'].get(t, 0)} | {rep['coverage'][t]:.1%} | {rep['coverage_1to1'][t]:.1%} |")
+    lines += ["", "| tier/cardinality | accepted |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_cardinality"].items())]
+    lines += ["", "| tier/subtype | accepted |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
+    lines += ["", "| rejection reason | count |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rep["rejection_reasons"].items()]
+    if rep["no_complex_tier_categories"]:
+        lines += ["", "Categories without a complex tier (not in the lexicon): "
+                  + ", ".join(rep["no_complex_tier_categories"])]
+    return "\n".join(lines) + "\n"
+
+
+def print_report(rep: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(title=f"{rep['instructions']['accepted']} accepted / {rep['instructions']['rejected']} rejected "
+                    f"instructions on {rep['images']} images")
+    for col in ("tier", "accepted", "coverage (any)", "coverage (1:1)"):
+        t.add_column(col)
+    for tier in TIERS:
+        t.add_row(tier, str(rep["by_tier"].get(tier, 0)), f"{rep['coverage'][tier]:.1%}", f"{rep['coverage_1to1'][tier]:.1%}")
+    console.print(t)
+    c = Table(title="by tier / cardinality")
+    c.add_column("tier/cardinality"); c.add_column("accepted")
+    for k, v in sorted(rep["by_tier_cardinality"].items()):
+        c.add_row(k, str(v))
+    console.print(c)
+    console.print(f"words/instruction {rep['words_per_instruction']['mean']:.1f}  "
+                  f"distinct-1 {rep['distinct_1']:.3f}  distinct-2 {rep['distinct_2']:.3f}")
+    if rep["rejection_reasons"]:
+        r = Table(title="top rejection reasons")
+        r.add_column("reason"); r.add_column("count")
+        for k, v in rep["rejection_reasons"].items():
+            r.add_row(k, str(v))
+        console.print(r)
+    if rep["no_complex_tier_categories"]:
+        console.print("no complex tier (not in lexicon): " + ", ".join(rep["no_complex_tier_categories"]))

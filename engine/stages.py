@@ -1,0 +1,144 @@
+"""The per-unit stages: describe -> plan -> generate -> check -> dedup.
+
+`UnitWorker` holds what is costly to build once (lexicon, generator, checkers, and in model
+backends the model itself) and processes one work unit at a time. It knows nothing of Ray:
+`pipelines/` wraps it in actors, `engine.build` calls it in a loop.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.checks.base import CheckResult
+from engine.checks.lexical import LexicalChecker
+from engine.checks.nouns import NoCategoryNounChecker
+from engine.checks.program import ProgramChecker
+from engine.config import EngineConfig
+from engine.dedup import select_diverse
+from engine.facts import describe
+from engine.generate.base import SpecView
+from engine.imageio import load_rgb
+from engine.lexicon import Lexicon, load_lexicon
+from engine.plan import Planner
+from engine.programs import Scene
+from schemas.facts import FACTS, RELATIONS_TABLE
+from schemas.instructions import INSTRUCTIONS
+from schemas.specs import SPECS
+
+
+@dataclass
+class UnitResult:
+    unit_id: str
+    facts: pd.DataFrame
+    relations: pd.DataFrame
+    specs: pd.DataFrame
+    instructions: pd.DataFrame
+
+    def tables(self) -> dict:
+        return {"facts": (FACTS, self.facts), "relations": (RELATIONS_TABLE, self.relations),
+                "specs": (SPECS, self.specs), "instructions": (INSTRUCTIONS, self.instructions)}
+
+
+def make_generator(cfg: EngineConfig, lexicon: Lexicon):
+    backend = cfg.generate.backend
+    if backend == "template":
+        from engine.generate.template import TemplateGenerator
+        return TemplateGenerator(lexicon)
+    raise ValueError(f"generate.backend={backend!r} is not available in this build "
+                     "(embedded default: 'template')")
+
+
+def make_checkers(cfg: EngineConfig, lexicon: Lexicon) -> dict:
+    return {"program": ProgramChecker(), "lexical": LexicalChecker(lexicon),
+            "no_category_noun": NoCategoryNounChecker(lexicon)}
+
+
+def _target_category(spec: SpecView, scene: Scene) -> str:
+    if spec.target_ids:
+        return ",".join(sorted({scene.instances[t]["category"] for t in spec.target_ids}))
+    c = spec.program.get("category") or spec.program.get("affordance")
+    return str(c.value) if c else ""
+
+
+class UnitWorker:
+    def __init__(self, cfg: EngineConfig, lexicon: Lexicon | None = None, load=load_rgb):
+        self.cfg = cfg
+        self.lexicon = lexicon or load_lexicon()
+        self.generator = make_generator(cfg, self.lexicon)
+        self.checkers = make_checkers(cfg, self.lexicon)
+        self.load = load
+
+    # -- describe + plan -----------------------------------------------------------------
+    def scenes(self, images: pd.DataFrame, facts: pd.DataFrame, relations: pd.DataFrame) -> dict[str, Scene]:
+        aff = self.lexicon.affordance_map()
+        return {i: Scene.from_tables(i, facts, relations, aff) for i in images["image_id"]}
+
+    def plan(self, scenes: dict[str, Scene], unit_id: str) -> pd.DataFrame:
+        planner = Planner(self.cfg.plan, self.lexicon.categories(), seed=self.cfg.generate.seed)
+        rows = [s.to_row(unit_id) for scene in scenes.values() for s in planner.plan(scene)]
+        return SPECS.from_records(rows)
+
+    # -- generate + check ----------------------------------------------------------------
+    def _required(self, spec: SpecView) -> list[str]:
+        key = "negative" if spec.cardinality == "negative" else spec.tier
+        return self.cfg.check.policy.get(key, ["program"])
+
+    def _checks_for(self, spec: SpecView) -> list[str]:
+        names = ["program", "lexical"] + (["no_category_noun"] if spec.tier == "complex" else [])
+        return names + [n for n in self._required(spec) if n not in names]
+
+    def generate_and_check(self, spec: SpecView, scene: Scene, image_row: dict) -> dict:
+        seed = self.cfg.generate.seed
+        feedback: list[str] = []
+        required = self._required(spec)
+        for rnd in range(self.cfg.check.max_rounds):
+            text = self.generator.generate(spec, scene, seed, feedback)
+            results: list[CheckResult] = []
+            for name in self._checks_for(spec):
+                if name not in self.checkers:
+                    results.append(CheckResult(name, "unverifiable", f"checker {name!r} is not configured"))
+                else:
+                    results.append(self.checkers[name].check(text, spec, scene))
+            failed = [r for r in results if r.checker in required and r.verdict != "pass"]
+            if not failed:
+                break
+            feedback += [f"{r.checker}: {r.reason}" for r in failed]
+        cid = "i-" + hashlib.sha256(f"{spec.spec_id}|{rnd}|{text}".encode()).hexdigest()[:16]
+        return {
+            "instruction_id": cid, "spec_id": spec.spec_id, "image_id": spec.image_id,
+            "source_id": image_row["source_id"], "unit_id": image_row["unit_id"], "tier": spec.tier,
+            "subtype": spec.subtype, "cardinality": spec.cardinality, "target_ids": list(spec.target_ids),
+            "category": _target_category(spec, scene), "program": spec.program.dumps(), "text": text,
+            "backend": self.generator.name, "model": self.generator.model,
+            "prompt_version": self.generator.prompt_version, "seed": seed, "rounds": rnd + 1,
+            "checks": json.dumps([r.to_json() for r in results]), "accepted": not failed,
+            "reject_reason": "; ".join(f"{r.checker}: {r.reason}" for r in failed),
+        }
+
+    def dedup(self, rows: list[dict]) -> list[dict]:
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(rows):
+            if r["accepted"]:
+                groups.setdefault((r["image_id"], tuple(r["target_ids"]), r["tier"], r["cardinality"]), []).append(i)
+        for idx in groups.values():
+            keep, dropped = select_diverse([rows[i]["text"] for i in idx], self.cfg.dedup.threshold,
+                                           self.cfg.dedup.max_per_target_tier)
+            for local, why in dropped.items():
+                r = rows[idx[local]]
+                r["accepted"] = False
+                r["reject_reason"] = f"dedup: {why.replace('candidate ', 'text ')}"
+        return rows
+
+    # -- one unit ------------------------------------------------------------------------
+    def run(self, unit_id: str, images: pd.DataFrame, instances: pd.DataFrame) -> UnitResult:
+        facts, relations = describe(images, instances, self.cfg.facts, load=self.load)
+        scenes = self.scenes(images, facts, relations)
+        specs = self.plan(scenes, unit_id)
+        image_rows = {r["image_id"]: r for r in images.to_dict("records")}
+        rows = [self.generate_and_check(SpecView.from_row(s), scenes[s["image_id"]], image_rows[s["image_id"]])
+                for s in specs.to_dict("records")]
+        rows = self.dedup(rows)
+        return UnitResult(unit_id, facts, relations, specs, INSTRUCTIONS.from_records(rows))

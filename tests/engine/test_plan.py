@@ -1,0 +1,114 @@
+"""The planner never emits a program whose evaluation differs from its target set."""
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.config import PlanConfig
+from engine.plan import Planner
+from engine.programs import Scene, evaluate
+
+CATS = {"dog": "animal", "cat": "animal", "chair": "furniture", "bench": "furniture", "cup": "kitchen"}
+AFF = {"dog": frozenset({"barks", "pet"}), "cat": frozenset({"pet", "purrs"}),
+       "chair": frozenset({"sit_on"}), "bench": frozenset({"sit_on"}), "cup": frozenset({"drink_from"}),
+       "giraffe": frozenset({"long_neck"})}
+COLORS = ["black", "white", "brown", "red", "blue"]
+
+
+def _third(v, labels):
+    return labels[min(2, int(v * 3))]
+
+
+def random_scene(rng: random.Random, image_id="img") -> Scene:
+    n = rng.randint(1, 9)
+    inst = {}
+    for k in range(n):
+        cat = rng.choice(list(CATS))
+        cx, cy = rng.random(), rng.random()
+        af = rng.uniform(0.002, 0.2)
+        inst[f"i{k}"] = {
+            "instance_id": f"i{k}", "image_id": image_id, "category": cat, "supercategory": CATS[cat],
+            "iscrowd": rng.random() < 0.08, "area": af * 10000, "area_frac": af,
+            "cx": cx, "cy": cy, "pos_x": _third(cx, ("left", "center", "right")),
+            "pos_y": _third(cy, ("top", "middle", "bottom")),
+            "size_label": "small" if af < 0.01 else "large" if af > 0.1 else "medium",
+            "color": rng.choice(COLORS), "color_frac": rng.uniform(0.2, 0.9),
+        }
+    rels = set()
+    ids = sorted(inst)
+    for a in ids:
+        for b in ids:
+            if a == b or rng.random() < 0.5:
+                continue
+            A, B = inst[a], inst[b]
+            if A["cx"] < B["cx"] - 0.1:
+                rels |= {(a, "left_of", b), (b, "right_of", a)}
+            if A["cy"] < B["cy"] - 0.1:
+                rels |= {(a, "above", b), (b, "below", a)}
+            if abs(A["cx"] - B["cx"]) < 0.2 and rng.random() < 0.3:
+                rels.add((a, "on", b))
+    return Scene(image_id, inst, rels, AFF)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**9))
+def test_every_spec_selects_exactly_its_targets(seed):
+    scene = random_scene(random.Random(seed))
+    planner = Planner(PlanConfig(min_area_frac=0.005), list(AFF), seed=seed)
+    for spec in planner.plan(scene):
+        assert evaluate(spec.program, scene) == set(spec.target_ids), spec
+        if spec.cardinality == "negative":
+            assert spec.target_ids == ()
+        if spec.tier == "complex":
+            assert spec.program.get("category") is None
+        if spec.cardinality == "1:1":
+            assert not scene.instances[spec.target_ids[0]]["iscrowd"]
+
+
+def _scene(rows, rels=()):
+    inst = {}
+    for i, (cat, cx, color, area) in enumerate(rows):
+        inst[f"i{i}"] = {"instance_id": f"i{i}", "image_id": "x", "category": cat, "supercategory": CATS.get(cat, cat),
+                         "iscrowd": False, "area": area, "area_frac": area / 10000, "cx": cx, "cy": 0.5,
+                         "pos_x": _third(cx, ("left", "center", "right")), "pos_y": "middle",
+                         "size_label": "medium", "color": color, "color_frac": 0.8}
+    return Scene("x", inst, set(rels), AFF)
+
+
+def test_plans_all_cardinalities_and_tiers():
+    scene = _scene([("dog", 0.1, "black", 900), ("dog", 0.2, "black", 800), ("dog", 0.9, "white", 500),
+                    ("bench", 0.5, "brown", 2000)], rels=[("i2", "right_of", "i3"), ("i3", "left_of", "i2")])
+    specs = Planner(PlanConfig(), list(AFF), seed=0).plan(scene)
+    kinds = {(s.tier, s.cardinality) for s in specs}
+    assert ("concept", "1:1") in kinds            # the bench is the only bench
+    assert ("concept", "1:All") in kinds          # "dogs"
+    assert ("simple", "1:N") in kinds             # "the two black dogs"
+    assert ("simple", "1:1") in kinds
+    assert ("complex", "1:1") in kinds            # "something you can sit on"
+    assert {("concept", "negative"), ("simple", "negative"), ("complex", "negative")} <= kinds
+    one_n = [s for s in specs if s.cardinality == "1:N" and s.tier == "simple"]
+    assert any(set(s.target_ids) == {"i0", "i1"} for s in one_n)
+    # the white dog is picked out by colour alone, the cheapest distinguishing property
+    white = [s for s in specs if s.tier == "simple" and s.target_ids == ("i2",)]
+    assert white[0].program.kinds() == ("category", "color")
+
+
+def test_no_one_to_one_concept_when_category_repeats():
+    scene = _scene([("dog", 0.1, "black", 900), ("dog", 0.9, "white", 500)])
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert not [s for s in specs if s.tier == "concept" and s.cardinality == "1:1"]
+
+
+def test_small_targets_are_not_planned_and_rule_is_configurable():
+    scene = _scene([("dog", 0.1, "black", 50), ("cat", 0.9, "white", 5000)])
+    default = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert all("i0" not in s.target_ids for s in default if s.cardinality == "1:1")
+    loose = Planner(PlanConfig(min_area_frac=0.001), list(AFF)).plan(scene)
+    assert any(s.target_ids == ("i0",) for s in loose)
+
+
+def test_plan_is_deterministic():
+    scene = random_scene(random.Random(3))
+    a = [s.spec_id for s in Planner(PlanConfig(), list(AFF), seed=1).plan(scene)]
+    b = [s.spec_id for s in Planner(PlanConfig(), list(AFF), seed=1).plan(scene)]
+    assert a == b
