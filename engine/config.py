@@ -73,6 +73,8 @@ class ReleaseConfig(_Section):
     shard_max_bytes: int = Field(1_000_000_000, gt=0)
     val_fraction: float = Field(0.1, ge=0, le=1)
     multipart_threshold: int = Field(8 * 1024 * 1024, gt=0)
+    upload_attempts: int = Field(4, gt=0, description="whole-file upload tries (S3), with exponential backoff")
+    upload_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles per try")
 
 
 class StageResources(_Section):

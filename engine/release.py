@@ -1,0 +1,571 @@
+"""Build, publish and open releases (DESIGN.md section 6).
+
+A release is a folder or S3 prefix holding `shards/`, `manifest.parquet`, `rejected.parquet`,
+`index.json`, `sam3i_{train,val}.json`, `README.md` and, written last, `_RELEASE.json`: a
+release without it does not exist, and `open_release` refuses it.
+
+`build_release` writes everything into a local staging folder, then publishes:
+- local: the staging folder is a sibling of the target and is renamed into place (atomic on
+  one filesystem), then `_RELEASE.json` is written atomically;
+- S3: every file is uploaded (multipart above `cfg.multipart_threshold`, retried with backoff),
+  objects left by an earlier failed build are deleted, then `_RELEASE.json` is put.
+A lock (local `<release>.lock` created with O_EXCL; S3 `<prefix>/_LOCK` created with a
+conditional put) keeps two builds from interleaving on one release path; a failed build
+releases it and leaves no `_RELEASE.json`.
+
+Releases are immutable: the release id is a hash of the inputs fingerprint, the
+content-relevant config (shard limits, val fraction) and the code version. Building again to
+a path that already holds the same release id returns it untouched (a rerun after a crash is
+safe); a path holding a different release is refused.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from engine import shard, storage
+from engine.config import ReleaseConfig
+from engine.sam3i_export import categories_of, export_split
+from engine.split import SPLITS, assign_splits
+from schemas.images import IMAGES
+from schemas.instances import INSTANCES
+from schemas.instructions import INSTRUCTIONS
+from schemas.manifest import MANIFEST
+from schemas.specs import CARDINALITIES, TIERS
+
+log = logging.getLogger(__name__)
+
+RELEASE_MARKER = "_RELEASE.json"
+LOCK_NAME = "_LOCK"
+FORMAT = "sam3i-engine-release/1"
+CONTENT_CONFIG = ("shard_max_count", "shard_max_bytes", "val_fraction")
+
+
+class ReleaseError(RuntimeError):
+    """Base class: the message names the release and the problem."""
+
+
+class ReleaseLockedError(ReleaseError):
+    pass
+
+
+class ReleaseExistsError(ReleaseError):
+    pass
+
+
+class PublishError(ReleaseError):
+    pass
+
+
+class NotAReleaseError(ReleaseError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    uri: str
+    release_id: str
+    counts: dict
+    files: dict[str, dict]       # relative path -> {"sha256", "size"}
+    reused: bool = False         # the path already held this release; nothing was written
+
+
+def release_id_for(inputs_fingerprint: str, cfg: ReleaseConfig, code_version: str) -> str:
+    content_cfg = {k: getattr(cfg, k) for k in CONTENT_CONFIG}
+    blob = json.dumps([inputs_fingerprint, content_cfg, code_version], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _check_references(images: pd.DataFrame, instances: pd.DataFrame, accepted: pd.DataFrame) -> None:
+    image_ids = set(images["image_id"])
+    image_of = dict(zip(instances["instance_id"], instances["image_id"]))
+    problems = []
+    for row in accepted.itertuples(index=False):
+        where = f"instructions: instruction {row.instruction_id}"
+        if row.image_id not in image_ids:
+            problems.append(f"{where} refers to image {row.image_id}, which is not in the images table")
+            continue
+        for t in row.target_ids:
+            if image_of.get(t) != row.image_id:
+                problems.append(f"{where} targets instance {t}, which is not an instance of image {row.image_id}")
+        if (row.cardinality == "negative") != (len(row.target_ids) == 0):
+            problems.append(f"{where}: cardinality {row.cardinality} with {len(row.target_ids)} target(s)")
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ValueError("; ".join(problems[:10]) + more)
+
+
+# ------------------------------------------------------------------ staging
+
+
+def _read_image(uri: str) -> bytes:
+    try:
+        return storage.read_bytes(uri)
+    except Exception as e:
+        raise ReleaseError(f"{uri}: cannot read the image ({type(e).__name__}: {e})") from e
+
+
+def _prefetch(fn: Callable, items: list, window: int = 16, threads: int = 8) -> Iterator:
+    """fn over items, in order, with up to `window` calls in flight (S3 image reads are
+    latency-bound; the window bounds the bytes held in memory)."""
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.ShardInfo],
+            sam3i_entries: dict[str, int], n_images: int) -> dict:
+    def vc(s: pd.Series) -> dict:
+        return {str(k): int(v) for k, v in sorted(s.value_counts().items())}
+
+    by_tier_card = {t: vc(manifest.loc[manifest["tier"] == t, "cardinality"]) for t in TIERS}
+    return {
+        "images_in": n_images,
+        "samples": {s: sum(x.nsamples for x in shards if x.split == s) for s in SPLITS},
+        "shards": {s: sum(1 for x in shards if x.split == s) for s in SPLITS},
+        "sam3i_entries": sam3i_entries,
+        "instructions": int(len(manifest)),
+        "by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+        "by_tier": {t: int((manifest["tier"] == t).sum()) for t in TIERS},
+        "by_cardinality": {c: int((manifest["cardinality"] == c).sum()) for c in CARDINALITIES},
+        "by_tier_cardinality": by_tier_card,
+        "by_subtype": vc(manifest["subtype"]),
+        "by_category": vc(manifest["category"]),
+        "rejected": int(len(rejected)),
+        "rejected_by_reason": vc(rejected["reject_reason"]) if len(rejected) else {},
+    }
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_card(card: dict, counts: dict, release_id: str) -> str:
+    """The dataset card: counts computed here, then the given sections verbatim, in order."""
+    title = card.get("title", "SAM3-I instruction dataset")
+    tc = counts["by_tier_cardinality"]
+    parts = [
+        f"# {title}",
+        f"Release `{release_id}`: {counts['instructions']} accepted instructions on "
+        f"{sum(counts['samples'].values())} images ({counts['by_split']['train']} train / "
+        f"{counts['by_split']['val']} val instructions), {counts['rejected']} rejected candidates.",
+        "## Instructions per tier and cardinality",
+        _table(["tier"] + list(CARDINALITIES) + ["total"],
+               [[t] + [tc[t].get(c, 0) for c in CARDINALITIES] + [counts["by_tier"][t]] for t in TIERS]),
+        "## Instructions per subtype",
+        _table(["subtype", "instructions"], [[k, v] for k, v in counts["by_subtype"].items()]),
+        "## Instructions per category",
+        _table(["category", "instructions"], [[k, v] for k, v in counts["by_category"].items()]),
+        "## Splits",
+        _table(["split", "images", "shards", "SAM3-I entries", "instructions"],
+               [[s, counts["samples"][s], counts["shards"][s], counts["sam3i_entries"][s], counts["by_split"][s]]
+                for s in SPLITS]),
+        "## Rejection reasons",
+        _table(["reason", "candidates"], [[k or "(none given)", v] for k, v in counts["rejected_by_reason"].items()])
+        if counts["rejected_by_reason"] else "No candidate was rejected.",
+    ]
+    for name, body in card.items():
+        if name == "title":
+            continue
+        text = body if isinstance(body, str) else "```json\n" + json.dumps(body, indent=2, sort_keys=True, default=str) + "\n```"
+        parts += [f"## {name}", text.strip()]
+    return "\n\n".join(parts) + "\n"
+
+
+def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
+                  card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
+                  code_version: str) -> dict:
+    """Write every release file under `root`; return the `_RELEASE.json` payload (not written)."""
+    images = IMAGES.validate(images)
+    instances = INSTANCES.validate(instances)
+    instructions = INSTRUCTIONS.validate(instructions)
+    accepted = instructions[instructions["accepted"]].sort_values("instruction_id", kind="stable")
+    rejected = instructions[~instructions["accepted"]].sort_values("instruction_id", kind="stable")
+    _check_references(images, instances, accepted)
+
+    images = images.assign(split=assign_splits(images, cfg.val_fraction))
+    used = images[images["image_id"].isin(set(accepted["image_id"]))]
+    keys = shard.sample_keys(used["image_id"])
+    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index))
+    used = used.sort_values(["split_order", "sample_key"], kind="stable")
+    inst_by_image = dict(tuple(instances.sort_values(["orig_id", "instance_id"]).groupby("image_id")))
+    instr_by_image = dict(tuple(accepted.groupby("image_id")))
+    metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
+
+    def samples() -> Iterator[shard.Sample]:
+        rows = list(used.itertuples(index=False))
+        for img, data in zip(rows, _prefetch(_read_image, [r.uri for r in rows])):
+            if hashlib.sha256(data).hexdigest() != img.sha256:
+                raise ValueError(f"{img.uri}: image {img.image_id} changed since ingest (sha256 differs)")
+            inst = inst_by_image.get(img.image_id, instances.iloc[:0])
+            meta = {
+                "image": shard.image_record(img, img.split, img.sample_key),
+                "instances": [shard.instance_record(r) for r in inst.itertuples(index=False)],
+                "targets": shard.target_groups(instr_by_image[img.image_id]),
+            }
+            metas[img.split].append(meta)
+            yield shard.Sample(img.split, img.sample_key, shard.image_extension(data, img.file_name), data, meta)
+
+    shards = shard.write_shards(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes)
+    shard_of_key = {k: s.path for s in shards for k in s.keys}
+
+    categories = categories_of(metas["train"] + metas["val"])
+    sam3i_id: dict[str, int] = {}
+    sam3i_entries = {}
+    for split in SPLITS:
+        coco, where = export_split(metas[split], categories)
+        (root / f"sam3i_{split}.json").write_bytes(shard.encode_json(coco))
+        sam3i_id.update(where)
+        sam3i_entries[split] = len(coco["images"])
+
+    img_cols = used.set_index("image_id")
+    manifest = accepted.assign(
+        split=accepted["image_id"].map(img_cols["split"]),
+        sample_key=accepted["image_id"].map(img_cols["sample_key"]),
+        image_sha256=accepted["image_id"].map(img_cols["sha256"]),
+        sam3i_id=accepted["instruction_id"].map(sam3i_id),
+    )
+    manifest = manifest.assign(shard=manifest["sample_key"].map(shard_of_key))
+    manifest = MANIFEST.validate(manifest)
+    pq.write_table(MANIFEST.to_arrow(manifest), root / "manifest.parquet")
+    pq.write_table(INSTRUCTIONS.to_arrow(rejected.reset_index(drop=True)), root / "rejected.parquet")
+
+    index = {
+        "wids_version": 1,
+        "name": f"sam3i-{release_id}",
+        "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize, "sha256": s.sha256,
+                       "split": s.split} for s in shards],
+    }
+    (root / "index.json").write_bytes(json.dumps(index, indent=1, sort_keys=True).encode())
+
+    counts = _counts(manifest, rejected, shards, sam3i_entries, len(images))
+    (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
+
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            files[p.relative_to(root).as_posix()] = {"sha256": _sha256_file(p), "size": p.stat().st_size}
+    return {
+        "format": FORMAT,
+        "release_id": release_id,
+        "inputs_fingerprint": inputs_fingerprint,
+        "code_version": code_version,
+        "config": cfg.model_dump(mode="json"),
+        "counts": counts,
+        "files": files,
+    }
+
+
+# ------------------------------------------------------------------ locks
+
+
+def _holder() -> dict:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return {"host": socket.gethostname(), "pid": os.getpid(), "user": user,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "lock_id": uuid.uuid4().hex}
+
+
+def _locked_error(release_uri: str, lock_uri: str, raw: bytes | None) -> ReleaseLockedError:
+    try:
+        h = json.loads(raw) if raw else {}
+        who = f"{h['user']}@{h['host']} (pid {h['pid']}) since {h['since']}"
+    except Exception:
+        who = "an unknown holder"
+    return ReleaseLockedError(
+        f"release {release_uri} is locked by {who}: another build is publishing it (lock {lock_uri}). "
+        f"If that build is no longer running, delete {lock_uri} and retry.")
+
+
+class _Lock:
+    """Exclusive lock on a release path: O_EXCL file locally, conditional put on S3."""
+
+    def __init__(self, release_uri: str):
+        self.release_uri = release_uri
+        if storage.is_s3(release_uri):
+            self.uri = storage.join(release_uri, LOCK_NAME)
+        else:
+            p = Path(release_uri)
+            self.uri = str(p.parent / f"{p.name}.lock")
+        self.holder = _holder()
+        self.body = json.dumps(self.holder, sort_keys=True).encode()
+
+    def __enter__(self):
+        if storage.is_s3(self.uri):
+            try:
+                self._acquire_s3()
+            except ReleaseLockedError:
+                raise
+            except Exception as e:
+                raise ReleaseError(f"cannot take the lock {self.uri}: {type(e).__name__}: {e}") from e
+        else:
+            Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri)) from None
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.body)
+        return self
+
+    def _acquire_s3(self) -> None:
+        from botocore.exceptions import ClientError
+
+        bucket, key = storage.split_s3(self.uri)
+        client = storage.s3_client()
+        if storage.exists(self.uri):  # also the whole check where conditional puts are missing
+            raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri))
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=self.body, IfNoneMatch="*")
+        except ClientError as e:
+            code = storage._error_code(e)
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri)) from None
+            if code not in ("NotImplemented", "501"):
+                raise
+            client.put_object(Bucket=bucket, Key=key, Body=self.body)  # no conditional puts: check-then-put
+        if _read_or_none(self.uri) != self.body:  # lost a race on a store without conditional puts
+            raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri))
+
+    def __exit__(self, *exc):
+        try:
+            if _read_or_none(self.uri) == self.body:  # never remove another build's lock
+                storage.delete(self.uri)
+        except Exception as e:
+            log.warning("could not release lock %s (%s); delete it by hand before the next build",
+                        self.uri, type(e).__name__)
+        return False
+
+
+def _read_or_none(uri: str) -> bytes | None:
+    try:
+        return storage.read_bytes(uri)
+    except FileNotFoundError:
+        return None
+    except Exception as e:
+        if storage._error_code(e) in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+# ------------------------------------------------------------------ publish
+
+
+def _existing(out_uri: str, release_id: str) -> ReleaseInfo | None:
+    marker = _read_or_none(storage.join(out_uri, RELEASE_MARKER))
+    if marker is None:
+        return None
+    info = json.loads(marker)
+    if info.get("release_id") != release_id:
+        raise ReleaseExistsError(
+            f"{out_uri} already holds release {info.get('release_id')}; releases are immutable, "
+            f"so release {release_id} must go to a new path")
+    return ReleaseInfo(out_uri, release_id, info["counts"], info["files"], reused=True)
+
+
+RELEASE_ENTRIES = {"shards", "manifest.parquet", "rejected.parquet", "index.json", "sam3i_train.json",
+                   "sam3i_val.json", "README.md", RELEASE_MARKER, LOCK_NAME}
+
+
+def _check_only_release_files(out_uri: str) -> None:
+    """Refuse to publish over anything that is not (part of) a release: publishing replaces
+    what a failed build left there, and must never delete someone's unrelated files."""
+    if storage.is_s3(out_uri) and not storage.split_s3(out_uri)[1]:
+        raise ReleaseError(f"{out_uri}: publish into a prefix (s3://bucket/releases/v1), not a bucket root")
+    if not storage.is_s3(out_uri) and Path(out_uri).exists() and not Path(out_uri).is_dir():
+        raise ReleaseError(f"{out_uri} is a file, not a release folder")
+    prefix = out_uri.rstrip("/") + "/"
+    foreign = [u for u in storage.list_prefix(out_uri)
+               if Path(u[len(prefix):]).parts[0] not in RELEASE_ENTRIES]
+    if foreign:
+        raise ReleaseError(f"{out_uri} holds files that are not part of a release (e.g. {foreign[0]}); "
+                           f"refusing to publish over them: choose an empty or new path")
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Staging folders of this release left by killed builds (we hold the lock: none is live)."""
+    for p in out.parent.glob(f".{out.name}.staging-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _publish_local(staging: Path, out_uri: str, payload: dict, on_published) -> None:
+    out = Path(out_uri)
+    if out.exists():  # a partial release (no _RELEASE.json) left by a failed build
+        shutil.rmtree(out)
+    os.rename(staging, out)
+    for rel in payload["files"]:
+        on_published(rel)
+    storage.write_bytes(str(out / RELEASE_MARKER), json.dumps(payload, indent=1, sort_keys=True).encode())
+
+
+def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, on_published) -> None:
+    files = list(payload["files"])
+    order = sorted(f for f in files if f.startswith("shards/")) + sorted(f for f in files if not f.startswith("shards/"))
+    current = None
+    try:
+        for rel in order:
+            current = rel
+            storage.upload_file(staging / rel, storage.join(out_uri, rel),
+                                multipart_threshold=cfg.multipart_threshold,
+                                attempts=cfg.upload_attempts, backoff_s=cfg.upload_backoff_s)
+            on_published(rel)
+        current = "objects left by an earlier failed build"
+        keep = {storage.join(out_uri, f) for f in files} | {storage.join(out_uri, LOCK_NAME)}
+        for uri in storage.list_prefix(out_uri):
+            if uri not in keep:
+                storage.delete(uri)
+        current = RELEASE_MARKER
+        storage.write_bytes(storage.join(out_uri, RELEASE_MARKER),
+                            json.dumps(payload, indent=1, sort_keys=True).encode())
+    except Exception as e:
+        raise PublishError(
+            f"publishing release {payload['release_id']} to {out_uri} failed at {current}: "
+            f"{type(e).__name__}: {e}. No {RELEASE_MARKER} was written, so readers will not see "
+            f"the partial upload; run the build again to finish it.") from e
+
+
+def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
+                  card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
+                  on_published: Callable[[str], None] | None = None) -> ReleaseInfo:
+    """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
+
+    `on_published(relative_path)` is called after each file reaches its place (tests use it to
+    interrupt a publish)."""
+    on_published = on_published or (lambda rel: None)
+    out_uri = str(out_uri).rstrip("/")
+    release_id = release_id_for(inputs_fingerprint, cfg, code_version)
+    with _Lock(out_uri):
+        existing = _existing(out_uri, release_id)
+        if existing is not None:
+            log.info("%s already holds release %s; nothing to do", out_uri, release_id)
+            return existing
+        _check_only_release_files(out_uri)
+        if storage.is_s3(out_uri):
+            parent = None
+        else:
+            parent = Path(out_uri).parent
+            parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_staging(Path(out_uri))
+        staging = Path(tempfile.mkdtemp(prefix=f".{Path(out_uri).name}.staging-", dir=parent))
+        staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
+        try:
+            payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
+                                    inputs_fingerprint, code_version)
+            if storage.is_s3(out_uri):
+                _publish_s3(staging, out_uri, payload, cfg, on_published)
+            else:
+                _publish_local(staging, out_uri, payload, on_published)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("published release %s to %s", release_id, out_uri)
+    return ReleaseInfo(out_uri, release_id, payload["counts"], payload["files"])
+
+
+# ------------------------------------------------------------------ open
+
+
+@dataclass
+class Release:
+    """A published release: its `_RELEASE.json` plus lazy access to the tables it lists."""
+
+    uri: str
+    info: dict = field(repr=False)
+
+    @property
+    def release_id(self) -> str:
+        return self.info["release_id"]
+
+    @property
+    def counts(self) -> dict:
+        return self.info["counts"]
+
+    def file_uri(self, rel: str) -> str:
+        return storage.join(self.uri, rel)
+
+    @cached_property
+    def manifest(self) -> pd.DataFrame:
+        return pq.read_table(io.BytesIO(storage.read_bytes(self.file_uri("manifest.parquet")))).to_pandas()
+
+    @cached_property
+    def rejected(self) -> pd.DataFrame:
+        return pq.read_table(io.BytesIO(storage.read_bytes(self.file_uri("rejected.parquet")))).to_pandas()
+
+    @cached_property
+    def index(self) -> dict:
+        return json.loads(storage.read_bytes(self.file_uri("index.json")))
+
+    def sam3i(self, split: str) -> dict:
+        return json.loads(storage.read_bytes(self.file_uri(f"sam3i_{split}.json")))
+
+    def shard_uris(self, split: str | None = None) -> list[str]:
+        return [self.file_uri(s["url"]) for s in self.index["shardlist"] if split in (None, s["split"])]
+
+    def verify_checksums(self) -> list[str]:
+        """Re-hash every file `_RELEASE.json` lists; the problems found (empty when intact)."""
+        problems = []
+        for rel, want in sorted(self.info["files"].items()):
+            uri = self.file_uri(rel)
+            h, size = hashlib.sha256(), 0
+            try:
+                with storage.open_read(uri) as f:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
+                        size += len(chunk)
+            except Exception as e:
+                problems.append(f"{uri}: cannot read ({type(e).__name__}: {e})")
+                continue
+            if size != want["size"] or h.hexdigest() != want["sha256"]:
+                problems.append(f"{uri}: expected {want['size']} bytes sha256 {want['sha256']}, "
+                                f"found {size} bytes sha256 {h.hexdigest()}")
+        return problems
+
+
+def open_release(uri: str) -> Release:
+    uri = str(uri).rstrip("/")
+    marker = _read_or_none(storage.join(uri, RELEASE_MARKER))
+    if marker is None:
+        raise NotAReleaseError(
+            f"{uri} has no {RELEASE_MARKER}: it is not a published release (its build failed or "
+            f"is still running), so it is refused")
+    info = json.loads(marker)
+    if info.get("format") != FORMAT:
+        raise NotAReleaseError(f"{storage.join(uri, RELEASE_MARKER)}: unknown format {info.get('format')!r}")
+    return Release(uri, info)

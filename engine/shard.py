@@ -1,0 +1,238 @@
+"""WebDataset shards: one sample per image that has at least one accepted instruction.
+
+Images without accepted instructions are left out: a sample with nothing to learn from would
+only cost bytes and loader time (their rejected candidates are still in rejected.parquet).
+
+A sample is two tar members sharing the key `sanitize_key(image_id)`:
+- `<key>.jpg` / `<key>.png` / ...: the original image bytes, extension from the real format;
+- `<key>.json`: {"image": meta, "instances": [...], "targets": [...]}, where
+  - instances: every annotation of the image, `segmentation` = COCO RLE {size, counts};
+  - targets: the accepted instructions grouped by target. `target_key` is the sorted target
+    instance ids joined by ","; negatives (no target) are grouped per absent concept with
+    `target_key = "none:<category>"`. Each target has `instructions` = {tier: [instruction]},
+    an instruction carrying its text, subtype, cardinality, program and check results.
+
+Shards are `shards/{split}-{index:06d}.tar`, rotated before a sample would push a shard past
+`max_count` samples or `max_bytes` bytes (a single larger sample gets a shard of its own). Tar
+members have fixed mtime/uid/gid/owner/mode, so the same input gives byte-identical shards.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+import webdataset as wds
+
+from engine import masks
+from schemas.specs import TIERS
+
+TAR_MTIME = 0          # fixed member metadata -> reproducible tars
+TAR_OWNER = "sam3i"
+TAR_BLOCK = 512
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+
+def image_extension(data: bytes, file_name: str = "") -> str:
+    """Extension naming the real format of the bytes (webdataset decodes by extension)."""
+    for magic, ext in _MAGIC:
+        if data.startswith(magic):
+            return ext
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    suffix = Path(file_name).suffix.lower().lstrip(".")
+    if suffix:
+        return "jpg" if suffix == "jpeg" else suffix
+    raise ValueError(f"{file_name or '<image>'}: unknown image format (first bytes {data[:8]!r})")
+
+
+def sanitize_key(image_id: str) -> str:
+    """A webdataset key: no dots (they separate key from extension) and no slashes."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", image_id)
+
+
+def sample_keys(image_ids: Iterable[str]) -> dict[str, str]:
+    """image_id -> unique sample key; ids that sanitize alike get a short hash suffix."""
+    ids = sorted(set(image_ids))
+    plain = {i: sanitize_key(i) for i in ids}
+    counts = pd.Series(list(plain.values())).value_counts()
+    return {
+        i: k if counts[k] == 1 else f"{k}-{hashlib.sha1(i.encode()).hexdigest()[:8]}"
+        for i, k in plain.items()
+    }
+
+
+def target_key(target_ids: Iterable[str], category: str) -> str:
+    ids = sorted(target_ids)
+    return ",".join(ids) if ids else f"none:{category}"
+
+
+def _loads(text: str, what: str, instruction_id: str):
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"instruction {instruction_id}: {what} is not valid JSON: {e}") from None
+
+
+def instruction_record(row) -> dict:
+    return {
+        "instruction_id": row.instruction_id,
+        "spec_id": row.spec_id,
+        "text": row.text,
+        "tier": row.tier,
+        "subtype": row.subtype,
+        "cardinality": row.cardinality,
+        "category": row.category,
+        "program": _loads(row.program, "program", row.instruction_id),
+        "checks": _loads(row.checks, "checks", row.instruction_id),
+        "backend": row.backend,
+        "model": row.model,
+        "prompt_version": row.prompt_version,
+        "seed": int(row.seed),
+        "rounds": int(row.rounds),
+    }
+
+
+def target_groups(accepted: pd.DataFrame) -> list[dict]:
+    """Accepted instructions of one image grouped by target, in a deterministic order."""
+    groups: dict[str, dict] = {}
+    for row in accepted.sort_values("instruction_id").itertuples(index=False):
+        ids = sorted(row.target_ids)
+        key = target_key(ids, row.category)
+        g = groups.setdefault(key, {
+            "target_key": key, "target_ids": ids, "category": row.category,
+            "cardinalities": set(), "instructions": {t: [] for t in TIERS},
+        })
+        g["cardinalities"].add(row.cardinality)
+        g["instructions"][row.tier].append(instruction_record(row))
+    out = []
+    for key in sorted(groups):
+        g = groups[key]
+        g["cardinalities"] = sorted(g["cardinalities"])
+        out.append(g)
+    return out
+
+
+def instance_record(row) -> dict:
+    return {
+        "instance_id": row.instance_id,
+        "orig_id": int(row.orig_id),
+        "category_id": int(row.category_id),
+        "category": row.category,
+        "supercategory": row.supercategory,
+        "iscrowd": bool(row.iscrowd),
+        "area": float(row.area),
+        "bbox": [float(row.bbox_x), float(row.bbox_y), float(row.bbox_w), float(row.bbox_h)],
+        "segmentation": masks.to_coco_rle(row.rle, row.height, row.width),
+    }
+
+
+def image_record(row, split: str, key: str) -> dict:
+    return {
+        "image_id": row.image_id,
+        "source_id": row.source_id,
+        "orig_id": int(row.orig_id),
+        "file_name": row.file_name,
+        "width": int(row.width),
+        "height": int(row.height),
+        "sha256": row.sha256,
+        "license": None if pd.isna(row.license) else row.license,
+        "unit_id": row.unit_id,
+        "split": split,
+        "sample_key": key,
+    }
+
+
+def encode_json(obj) -> bytes:
+    """Canonical JSON bytes (sorted keys, no whitespace): equal input -> equal bytes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Sample:
+    split: str
+    key: str
+    image_ext: str
+    image_bytes: bytes
+    meta: dict
+
+    def members(self) -> dict[str, bytes]:
+        return {"__key__": self.key, self.image_ext: self.image_bytes, "json": encode_json(self.meta)}
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    path: str          # relative to the release root, e.g. "shards/train-000000.tar"
+    split: str
+    nsamples: int
+    filesize: int
+    sha256: str
+    keys: tuple[str, ...]
+
+
+def tar_size(members: dict[str, bytes]) -> int:
+    """Bytes the members add to a tar: a header block each plus data padded to 512."""
+    return sum(TAR_BLOCK + -(-len(v) // TAR_BLOCK) * TAR_BLOCK for k, v in members.items() if k != "__key__")
+
+
+def shard_path(split: str, index: int) -> str:
+    return f"shards/{split}-{index:06d}.tar"
+
+
+def write_shards(samples: Iterable[Sample], root: str | Path, max_count: int, max_bytes: int) -> list[ShardInfo]:
+    """Write samples (already ordered by split, then key) into rotated tar shards under root."""
+    root = Path(root)
+    (root / "shards").mkdir(parents=True, exist_ok=True)
+    shards: list[ShardInfo] = []
+    writer = None
+    split, index, count, size, keys = None, 0, 0, 0, []
+
+    def close():
+        writer.close()
+        rel = shard_path(split, index)
+        data = (root / rel).read_bytes()
+        shards.append(ShardInfo(rel, split, count, len(data), hashlib.sha256(data).hexdigest(), tuple(keys)))
+
+    for sample in samples:
+        members = sample.members()
+        nbytes = tar_size(members)
+        new_split = sample.split != split
+        if new_split and any(s.split == sample.split for s in shards):
+            raise ValueError(f"samples must come grouped by split; {sample.key} returns to split {sample.split}")
+        if writer is None or new_split or count >= max_count or (count and size + nbytes > max_bytes):
+            if writer is not None:
+                close()
+                index = 0 if new_split else index + 1
+            split, count, size, keys = sample.split, 0, 0, []
+            writer = wds.TarWriter(str(root / shard_path(split, index)), encoder=False,
+                                   mtime=TAR_MTIME, user=TAR_OWNER, group=TAR_OWNER)
+        writer.write(members)
+        count, size = count + 1, size + nbytes
+        keys.append(sample.key)
+    if writer is not None:
+        close()
+    return shards
+
+
+def iter_shard_members(path: str | Path) -> Iterator[tuple[str, str, bytes]]:
+    """(key, extension, bytes) for each member of a shard, in file order (for checks)."""
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        for m in tar:
+            data = tar.extractfile(m).read()
+            key, _, ext = m.name.partition(".")
+            yield key, ext, data
