@@ -39,6 +39,9 @@ class PlanConfig(_Section):
     one_to_many: bool = True
     one_to_all: bool = True
     negatives_per_image: int = Field(2, ge=0)
+    # A person's dominant colour mixes skin, hair and clothes: "the black person" reads as skin
+    # colour, which is wrong and offensive. No colour constraints for these supercategories.
+    no_color_supercategories: list[str] = Field(default_factory=lambda: ["person"])
 
 
 class GenerateConfig(_Section):
@@ -51,11 +54,13 @@ class GenerateConfig(_Section):
 
 
 class CheckConfig(_Section):
-    # Which checkers must pass, per tier. Others may run and are recorded.
+    # Which checkers must pass, per tier. Others may run and are recorded. The defaults suit
+    # the template generator, whose every phrasing the lexical checker can parse; with a model
+    # backend, free text is often "unverifiable" lexically: require mllm_choice / sam3i instead.
     policy: dict[str, list[str]] = Field(default_factory=lambda: {
         "concept": ["program", "lexical"],
         "simple": ["program", "lexical"],
-        "complex": ["program", "no_category_noun"],
+        "complex": ["program", "lexical", "no_category_noun"],
         "negative": ["program", "lexical"],
     })
     max_rounds: int = Field(3, ge=1, description="generation rounds per spec before rejecting")

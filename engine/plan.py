@@ -74,7 +74,7 @@ class Planner:
     def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
         f = scene.instances[iid]
         atoms = []
-        if f["color_frac"] >= COLOR_MIN_SHARE:
+        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories:
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
         if f["size_label"] != "medium":
@@ -215,6 +215,9 @@ class Planner:
         # simple: a present category with a colour none of its instances has ("the purple dog")
         pairs = []
         for c in sorted(present):
+            if any(f["category"] == c and f["supercategory"] in self.cfg.no_color_supercategories
+                   for f in scene.instances.values()):
+                continue
             colors = {f["color"] for f in scene.instances.values() if f["category"] == c}
             pairs += [(c, col) for col in BASIC_COLORS if col not in colors]
         for c, col in rng.sample(pairs, min(n, len(pairs))):

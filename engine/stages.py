@@ -77,7 +77,10 @@ class UnitWorker:
         return {i: Scene.from_tables(i, facts, relations, aff) for i in images["image_id"]}
 
     def plan(self, scenes: dict[str, Scene], unit_id: str) -> pd.DataFrame:
-        planner = Planner(self.cfg.plan, self.lexicon.categories(), seed=self.cfg.generate.seed)
+        # negatives name things (categories with affordances), not stuff like "wall" or "sky",
+        # whose nouns overlap too loosely with present objects ("table", "fruit")
+        things = [c for c in self.lexicon.categories() if self.lexicon.affordances(c)]
+        planner = Planner(self.cfg.plan, things, seed=self.cfg.generate.seed)
         rows = [s.to_row(unit_id) for scene in scenes.values() for s in planner.plan(scene)]
         return SPECS.from_records(rows)
 

@@ -112,3 +112,17 @@ def test_plan_is_deterministic():
     a = [s.spec_id for s in Planner(PlanConfig(), list(AFF), seed=1).plan(scene)]
     b = [s.spec_id for s in Planner(PlanConfig(), list(AFF), seed=1).plan(scene)]
     assert a == b
+
+
+def test_people_are_never_described_by_colour():
+    inst = {}
+    for k, (cx, color) in enumerate([(0.1, "black"), (0.5, "white"), (0.9, "white")]):
+        inst[f"p{k}"] = {"instance_id": f"p{k}", "image_id": "x", "category": "person", "supercategory": "person",
+                         "iscrowd": False, "area": 900.0 + 100 * k, "area_frac": 0.09, "cx": cx, "cy": 0.5,
+                         "pos_x": _third(cx, ("left", "center", "right")), "pos_y": "middle",
+                         "size_label": "medium", "color": color, "color_frac": 0.9}
+    specs = Planner(PlanConfig(), list(AFF)).plan(Scene("x", inst, set(), AFF))
+    assert specs and all("color" not in s.program.kinds() for s in specs)
+    # the rule is configurable: without it, the black-clad person is picked out by colour
+    loose = Planner(PlanConfig(no_color_supercategories=[]), list(AFF)).plan(Scene("x", inst, set(), AFF))
+    assert any("color" in s.program.kinds() for s in loose)
