@@ -265,6 +265,15 @@ class _Writer:
         quant = "the" if len(matches) <= 1 else "a"
         return self.phrase(obj, plural=False, quant=quant, role="object")
 
+    def relative_pronoun(self, np: str, role: str = "object") -> str:
+        """'who' after people ("the person who is ..."), else 'that' or 'which'."""
+        if (self.lex.nouns_of("person") | {"someone"}) & set(np.lower().split(" ")):
+            return "who"
+        if role == "target" and self.spec.target_ids and all(
+                self.scene.instances[t]["supercategory"] == "person" for t in self.spec.target_ids):
+            return "who"
+        return self.pick(["that", "which"])
+
     def attach(self, np: str, post: list[str], relations: list[str], plural: bool, tail_prep: bool,
                role: str) -> str:
         be = "are" if plural else "is"
@@ -279,14 +288,14 @@ class _Writer:
             preds = " and ".join(post + relations)
             if _RELATIVE_PRONOUNS & set(np.split(" ")):
                 return f"{np} and {be} {preds}"
-            return f"{np} {self.pick(['that', 'which'])} {be} {preds}"
+            return f"{np} {self.relative_pronoun(np, role)} {be} {preds}"
         text = np
         if post:
             text += " " + " ".join(post) if len(post) == 1 else " " + ", ".join(post)
         if relations:
             first = relations[0]
             if self.rng.random() < 0.35:
-                first = f"{self.pick(['that', 'which'])} {be} {first}"
+                first = f"{self.relative_pronoun(np, role)} {be} {first}"
             # after a position a comma keeps the relation off the picture ("..., which is above"),
             # and "to the" keeps "on the right right of" from happening
             if post and first.startswith(("left of", "right of")):
