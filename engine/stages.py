@@ -47,8 +47,7 @@ def make_generator(cfg: EngineConfig, lexicon: Lexicon):
     if backend == "template":
         from engine.generate.template import TemplateGenerator
         return TemplateGenerator(lexicon)
-    raise ValueError(f"generate.backend={backend!r} is not available in this build "
-                     "(embedded default: 'template')")
+    raise ValueError(f"generate.backend={backend!r} is not available (embedded default: 'template')")
 
 
 def make_checkers(cfg: EngineConfig, lexicon: Lexicon) -> dict:
@@ -128,7 +127,7 @@ class UnitWorker:
                 groups.setdefault((r["image_id"], tuple(r["target_ids"]), r["tier"], r["cardinality"]), []).append(i)
         for idx in groups.values():
             keep, dropped = select_diverse([rows[i]["text"] for i in idx], self.cfg.dedup.threshold,
-                                           self.cfg.dedup.max_per_target_tier)
+                                           self.cfg.dedup.max_per_target_tier, self.cfg.dedup.method)
             for local, why in dropped.items():
                 r = rows[idx[local]]
                 r["accepted"] = False

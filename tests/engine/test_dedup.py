@@ -21,3 +21,13 @@ def test_keeps_the_most_diverse_subset():
     assert keep[0] == 0 and len(keep) == 2
     # the second kept text shares the fewest shingles with the first
     assert keep[1] in (2, 3) and 1 in dropped
+
+
+def test_embedding_method_catches_paraphrases_minhash_misses():
+    # same meaning, almost no shared words: only the sentence embedding sees it
+    texts = ["the puppy on the left", "the dog at the left side", "the red car next to the tree"]
+    keep_mh, _ = select_diverse(texts, threshold=0.8, keep=5, method="minhash")
+    assert keep_mh == [0, 1, 2]
+    keep_emb, dropped = select_diverse(texts, threshold=0.7, keep=5, method="embedding")
+    assert keep_emb == [0, 2]
+    assert dropped[1].startswith("near-duplicate of candidate 0")
