@@ -84,22 +84,22 @@ class UnitWorker:
         return SPECS.from_records(rows)
 
     # -- generate + check ----------------------------------------------------------------
-    def _required(self, spec: SpecView) -> list[str]:
+    def required_checks(self, spec: SpecView) -> list[str]:
         key = "negative" if spec.cardinality == "negative" else spec.tier
         return self.cfg.check.policy.get(key, ["program"])
 
-    def _checks_for(self, spec: SpecView) -> list[str]:
+    def checks_for(self, spec: SpecView) -> list[str]:
         names = ["program", "lexical"] + (["no_category_noun"] if spec.tier == "complex" else [])
-        return names + [n for n in self._required(spec) if n not in names]
+        return names + [n for n in self.required_checks(spec) if n not in names]
 
     def generate_and_check(self, spec: SpecView, scene: Scene, image_row: dict) -> dict:
         seed = self.cfg.generate.seed
         feedback: list[str] = []
-        required = self._required(spec)
+        required = self.required_checks(spec)
         for rnd in range(self.cfg.check.max_rounds):
             text = self.generator.generate(spec, scene, seed, feedback)
             results: list[CheckResult] = []
-            for name in self._checks_for(spec):
+            for name in self.checks_for(spec):
                 if name not in self.checkers:
                     results.append(CheckResult(name, "unverifiable", f"checker {name!r} is not configured"))
                 else:

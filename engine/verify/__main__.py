@@ -1,0 +1,5 @@
+import sys
+
+from engine.verify.cli import main
+
+sys.exit(main())
