@@ -112,6 +112,12 @@ def inputs_fingerprint(images: pd.DataFrame, instances: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def release_fingerprint(data: Ingested, cfg: EngineConfig) -> str:
+    """What a release is made from: the inputs and the config that decides unit outputs.
+    (engine.release.release_id_for adds the release config and code version.)"""
+    return inputs_fingerprint(data.images, data.instances) + config_fingerprint(cfg)
+
+
 def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], quarantine: pd.DataFrame) -> dict:
     lines = [f"- `{s.source_id}`: annotations `{s.annotations_uri}`, images `{s.images_uri}`" for s in sources]
     lines.append("")
@@ -139,9 +145,8 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
     rep = quality_report(instructions, facts, cfg.plan.min_area_frac, cfg.plan.allow_crowd_targets,
                          no_complex_categories(data.instances))
     card = dataset_card(rep, cfg, sources, data.quarantine)
-    fp = inputs_fingerprint(data.images, data.instances) + config_fingerprint(cfg)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
-                         inputs_fingerprint=fp, code_version=code_version())
+                         inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version())
     return rep, info
 
 

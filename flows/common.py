@@ -1,0 +1,211 @@
+"""The steps build-dataset and nightly-refresh share, as coarse Prefect tasks.
+
+One task per stage (ingest, fan-out, publish): Prefect records and retries stages, Ray does
+the per-unit work inside the fan-out task (DESIGN.md section 5). Tables pass between tasks in
+memory, so no task caches or persists results (cache_policy=NO_CACHE): resume comes from the
+engine's work directory, where every finished unit has a completion marker.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from engine import storage
+from engine.build import UNIT_STAGE, Ingested, collect, default_workdir, publish, release_fingerprint, run_ingest
+from engine.config import EngineConfig, load_config
+from engine.ingest import SourceSpec, resolve_source
+from engine.report import report_markdown
+from engine.version import code_version
+from engine.workdir import UnitStore
+from flows import progress
+
+LATEST = "LATEST.json"
+TRAIN_DEPLOYMENT = "train-curriculum/default"
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def as_list(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def engine_config(config: str | None, overrides: list[str] | str | None, seed: int | None) -> EngineConfig:
+    items = as_list(overrides) + ([f"generate.seed={seed}"] if seed is not None else [])
+    return load_config(config, items)
+
+
+def sources_of(source: list[str] | str, images: list[str] | str | None) -> list[SourceSpec]:
+    srcs, imgs = as_list(source), as_list(images)
+    if not srcs:
+        raise ValueError("no source given: pass source=<COCO json or folder> (one or more)")
+    if len(imgs) > len(srcs):
+        raise ValueError(f"{len(imgs)} image folders for {len(srcs)} sources; give at most one per source")
+    return [resolve_source(s, imgs[k] if k < len(imgs) else None) for k, s in enumerate(srcs)]
+
+
+def absolute(uri: str) -> str:
+    return uri if storage.is_s3(uri) else os.path.abspath(os.path.expanduser(uri))
+
+
+def workdir_for(workdir: str | None, output: str) -> Path:
+    """The work directory persists between runs (that is what makes reruns incremental)."""
+    return Path(workdir).resolve() if workdir else default_workdir(output).resolve()
+
+
+def training_output(workdir: Path, release_id: str) -> str:
+    """Where a triggered training run writes its plan and checkpoints (releases are immutable)."""
+    return str(workdir / "training" / release_id)
+
+
+@contextlib.contextmanager
+def prefect_api_in_env():
+    """PREFECT_API_URL in the environment while Ray starts, so its workers (which inherit it, or
+    get it through the runtime env) report to this run's API; restored afterwards so that an
+    ephemeral server's address does not outlive it."""
+    from prefect.settings import PREFECT_API_URL
+
+    url, before = PREFECT_API_URL.value(), os.environ.get("PREFECT_API_URL")
+    if url and not before:
+        os.environ["PREFECT_API_URL"] = url
+    try:
+        yield
+    finally:
+        if url and not before:
+            os.environ.pop("PREFECT_API_URL", None)
+
+
+# ------------------------------------------------------------------ tasks
+
+
+@dataclass
+class FanoutSummary:
+    units_total: int
+    reused: list[str]
+    run: list[str]
+    stats: list[dict] = field(default_factory=list)
+
+    @property
+    def workers(self) -> set[tuple[str, int]]:
+        return {(s["node"], s["pid"]) for s in self.stats}
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_task(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
+    p = progress.current()
+    p.start("ingest", note=", ".join(s.source_id for s in sources))
+    data = run_ingest(sources, cfg, workdir)
+    p.finish("ingest", f"{len(data.images)} images, {len(data.instances)} instances, "
+                       f"{len(data.unit_ids())} units, {len(data.quarantine)} quarantined")
+    return data
+
+
+@task(name="fan-out units", cache_policy=NO_CACHE)
+def fanout_task(data: Ingested, cfg: EngineConfig, store: UnitStore) -> FanoutSummary:
+    from pipelines.fanout import run_units_on_ray
+
+    units = data.unit_ids()
+    pending = [u for u in units if not store.is_done(UNIT_STAGE, u)]
+    reused = sorted(set(units) - set(pending))
+    p = progress.current()
+    p.start("units", total=len(units), done=len(reused), note=f"{len(reused)} reused")
+    with prefect_api_in_env():
+        stats = run_units_on_ray(data, pending, cfg, store, on_done=lambda u: p.advance("units"))
+    workers = {(s.node, s.pid) for s in stats}
+    p.finish("units", f"{len(pending)} run on {len(workers)} Ray workers, {len(reused)} reused")
+    return FanoutSummary(len(units), reused, pending, [s.to_dict() for s in stats])
+
+
+@task(name="publish release", cache_policy=NO_CACHE)
+def publish_task(output: str, data: Ingested, store: UnitStore, cfg: EngineConfig,
+                 sources: list[SourceSpec]) -> tuple[dict, object]:
+    p = progress.current()
+    p.start("release", note=output)
+    facts, instructions = collect(store, data.unit_ids())
+    rep, info = publish(output, data, facts, instructions, cfg, sources)
+    p.finish("release", f"{info.release_id}" + (" (already published)" if info.reused else ""))
+    return rep, info
+
+
+# ------------------------------------------------------------------ releases at an output root
+
+
+def planned_release_id(data: Ingested, cfg: EngineConfig) -> str:
+    from engine.release import release_id_for
+
+    return release_id_for(release_fingerprint(data, cfg), cfg.release, code_version())
+
+
+def read_latest(output_root: str) -> dict | None:
+    try:
+        return json.loads(storage.read_bytes(storage.join(output_root, LATEST)))
+    except FileNotFoundError:
+        return None
+    except Exception as e:
+        if storage._error_code(e) in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def write_latest(output_root: str, info, fingerprint: str) -> None:
+    payload = {"release_id": info.release_id, "uri": info.uri, "inputs_fingerprint": fingerprint}
+    storage.write_bytes(storage.join(output_root, LATEST), json.dumps(payload, indent=1, sort_keys=True).encode())
+
+
+# ------------------------------------------------------------------ reporting
+
+
+@dataclass
+class RunSummary:
+    flow: str
+    output: str
+    release_uri: str | None
+    release_id: str | None
+    published: bool
+    units_total: int
+    units_run: list[str]
+    units_reused: list[str]
+    quarantined: int
+    message: str
+    report: dict | None = None
+    ray_workers: int = 0
+    training: str = ""
+    release_counts: dict | None = None  # from _RELEASE.json, when nothing was built this run
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summary_markdown(s: RunSummary) -> str:
+    lines = [f"# {s.flow}: {s.message}", "",
+             f"- release: `{s.release_uri}`" + (f" (id `{s.release_id}`)" if s.release_id else ""),
+             f"- published: {'yes' if s.published else 'no'}",
+             f"- units: {len(s.units_run)} processed, {len(s.units_reused)} reused, {s.units_total} total"
+             + (f" ({s.ray_workers} Ray workers)" if s.ray_workers else ""),
+             f"- input records quarantined: {s.quarantined}"]
+    if s.training:
+        lines.append(f"- training: {s.training}")
+    if s.report:
+        lines += ["", report_markdown(s.report)]
+    elif s.release_counts:
+        c = s.release_counts
+        lines += ["", f"## Release `{s.release_id}` (unchanged)", "", "| tier | accepted |", "|---|---|"]
+        lines += [f"| {t} | {n} |" for t, n in c.get("by_tier", {}).items()]
+        lines += ["", "| rejection reason | count |", "|---|---|"]
+        lines += [f"| {r or '(none given)'} | {n} |" for r, n in c.get("rejected_by_reason", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def publish_artifact(s: RunSummary) -> None:
+    create_markdown_artifact(summary_markdown(s), key=s.flow, description=f"{s.flow}: {s.message}")
+    get_run_logger().info(s.message)

@@ -1,0 +1,119 @@
+"""train-curriculum: the SAM3-I three-stage curriculum on a published release.
+
+Stage 1 trains the S-adapter on simple instructions, stage 2 the C-adapter on complex ones,
+stage 3 all adapters on every tier (SAM3I_REFERENCE.md, "The curriculum"). This flow opens and
+checks the release, counts the samples each stage would see, writes the plan as JSON, and
+hands it to `model.train.train_curriculum(release_uri, ...)` when that trainer is installed.
+Until then it says plainly that no trainer ran.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from engine import storage
+
+TRAINER_MODULE = "model.train"
+TRAINER_FUNCTION = "train_curriculum"
+# (stage, tiers, adapters trained, epochs, adapter learning rate) from the SAM3-I paper.
+STAGES = (
+    (1, ("simple",), "S-adapter", 8, 6.4e-4),
+    (2, ("complex",), "C-adapter (stacked on S)", 8, 6.4e-4),
+    (3, ("concept", "simple", "complex"), "all adapters", 4, 1.6e-4),
+)
+
+
+def curriculum_plan(release) -> dict:
+    """Samples per stage from the release manifest (one row per accepted instruction)."""
+    m = release.manifest
+    if len(m) != release.counts.get("instructions", len(m)):
+        raise ValueError(f"{release.uri}: manifest has {len(m)} rows but _RELEASE.json counts "
+                         f"{release.counts.get('instructions')} instructions; the release is inconsistent")
+    stages = []
+    for n, tiers, trains, epochs, lr in STAGES:
+        rows = m[m["tier"].isin(tiers)]
+        stages.append({
+            "stage": n, "tiers": list(tiers), "trains": trains, "epochs": epochs, "adapter_lr": lr,
+            "instructions": int(len(rows)),
+            "by_split": {s: int((rows["split"] == s).sum()) for s in ("train", "val")},
+            "images": int(rows["image_id"].nunique()),
+            "by_cardinality": {str(k): int(v) for k, v in sorted(rows["cardinality"].value_counts().items())},
+        })
+    return {"release_uri": release.uri, "release_id": release.release_id, "stages": stages}
+
+
+def find_trainer():
+    """`model.train.train_curriculum` if installed, else None."""
+    try:
+        if importlib.util.find_spec(TRAINER_MODULE) is None:
+            return None
+    except ModuleNotFoundError:
+        return None
+    return getattr(importlib.import_module(TRAINER_MODULE), TRAINER_FUNCTION, None)
+
+
+def call_trainer(trainer, release_uri: str, plan: dict, output_dir: str):
+    """Pass the keyword arguments the trainer accepts (its signature may grow)."""
+    offered = {"plan": plan, "output_dir": output_dir, "stages": plan["stages"]}
+    params = inspect.signature(trainer).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return trainer(release_uri, **{k: v for k, v in offered.items() if takes_any or k in params})
+
+
+@task(name="plan curriculum", cache_policy=NO_CACHE)
+def plan_task(release_uri: str) -> dict:
+    from engine.release import open_release
+
+    release = open_release(release_uri)
+    return curriculum_plan(release)
+
+
+def plan_markdown(plan: dict) -> str:
+    lines = [f"# Training plan for release `{plan['release_id']}`", "", f"- release: `{plan['release_uri']}`",
+             f"- status: **{plan['status']}**", f"- plan file: `{plan['plan_uri']}`", "",
+             "| stage | tiers | trains | epochs | instructions (train/val) | images |", "|---|---|---|---|---|---|"]
+    for s in plan["stages"]:
+        lines.append(f"| {s['stage']} | {', '.join(s['tiers'])} | {s['trains']} | {s['epochs']} | "
+                     f"{s['instructions']} ({s['by_split']['train']}/{s['by_split']['val']}) | {s['images']} |")
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="train-curriculum", log_prints=True)
+def train_curriculum(release_uri: str, output: str | None = None) -> dict:
+    """Plan (and, when a trainer is installed, run) the curriculum on `release_uri`.
+
+    `output` is where the plan (and the trainer's checkpoints) go; default
+    `.sam3i-train/<release_id>` under the current directory. The release itself is immutable.
+    """
+    log = get_run_logger()
+    plan = plan_task(release_uri)
+    out = output or os.path.abspath(os.path.join(".sam3i-train", plan["release_id"]))
+    plan["plan_uri"] = storage.join(out, "training_plan.json")
+    trainer = find_trainer()
+    if trainer is None:
+        plan["status"] = (f"no trainer installed ({TRAINER_MODULE}.{TRAINER_FUNCTION} not found): "
+                          f"plan written, nothing trained")
+    else:
+        plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} called"
+    storage.write_bytes(plan["plan_uri"], json.dumps(plan, indent=1, sort_keys=True).encode())
+    for s in plan["stages"]:
+        log.info(f"stage {s['stage']} ({'+'.join(s['tiers'])}, {s['trains']}): {s['instructions']} instructions "
+                 f"on {s['images']} images")
+    if trainer is None:
+        log.warning(f"No trainer is installed: {TRAINER_MODULE}.{TRAINER_FUNCTION} does not exist yet. "
+                    f"The plan is at {plan['plan_uri']}; nothing was trained.")
+    else:
+        log.info(f"calling {TRAINER_MODULE}.{TRAINER_FUNCTION}({release_uri!r}, ...)")
+        result = call_trainer(trainer, release_uri, plan, out)
+        json_like = isinstance(result, (dict, list, str, int, float, type(None)))
+        plan["trainer_result"] = result if json_like else repr(result)
+    create_markdown_artifact(plan_markdown(plan), key="train-curriculum", description=plan["status"])
+    return plan

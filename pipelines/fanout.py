@@ -1,0 +1,170 @@
+"""Fan the per-unit stages out over a pool of Ray actors.
+
+`run_units_on_ray` has the signature of `engine.build.run_units_locally` and plugs into
+`engine.build.build(..., run_units=run_units_on_ray)` or a Prefect task. Each actor builds one
+`UnitWorker` (lexicon, generator, checkers and, in model backends, the model) once and then
+processes unit after unit, writing each unit's tables to the shared work directory itself, so
+only unit ids, the unit's own rows and small stats cross the object store.
+
+The pool is driven with `ray.wait` rather than `ray.util.ActorPool` because ActorPool keeps
+handing work to an actor that has died; here a dead actor is replaced and its unit retried.
+A unit that still fails after `cfg.ray.max_retries` retries is reported, with every other
+failure, in one `UnitsFailedError` raised after all other units have finished and been stored:
+nothing is silently dropped, and a rerun only redoes the failed units.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from engine.config import EngineConfig
+from engine.workdir import UnitStore
+from pipelines.resources import actor_options, ensure_ray, pool_size, stage_resources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnitStats:
+    unit_id: str
+    images: int
+    instructions: int
+    accepted: int
+    seconds: float
+    pid: int
+    node: str
+    attempt: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class UnitsFailedError(RuntimeError):
+    """Some units failed on every attempt; `failures` maps unit id -> last error."""
+
+    def __init__(self, failures: dict[str, str], done: list[str]):
+        self.failures = dict(sorted(failures.items()))
+        self.done = done
+        lines = "\n".join(f"  {u}: {err}" for u, err in self.failures.items())
+        super().__init__(f"{len(self.failures)} unit(s) failed after all retries "
+                         f"({len(done)} others finished and are stored):\n{lines}")
+
+
+class UnitActor:
+    """One worker process: a UnitWorker built once, writing each unit it runs to the store."""
+
+    def __init__(self, cfg_json: str, store_root: str, worker_cls=None):
+        from engine.build import UNIT_STAGE
+
+        if worker_cls is None:
+            from engine.stages import UnitWorker as worker_cls
+        self.stage = UNIT_STAGE
+        self.worker = worker_cls(EngineConfig.model_validate_json(cfg_json))
+        self.store = UnitStore(store_root)
+        self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+    def run(self, unit_id: str, images, instances, attempt: int = 0) -> UnitStats:
+        t0 = time.perf_counter()
+        result = self.worker.run(unit_id, images, instances)
+        self.store.write(self.stage, unit_id, result.tables())
+        instr = result.instructions
+        return UnitStats(unit_id, len(images), len(instr), int(instr["accepted"].sum()) if len(instr) else 0,
+                         time.perf_counter() - t0, os.getpid(), self.node, attempt)
+
+
+def describe_error(e: Exception) -> str:
+    if isinstance(e, RayTaskError) and e.cause is not None:
+        cause = e.cause
+        return f"{type(cause).__name__}: {cause}"
+    if isinstance(e, RayActorError):
+        return f"worker process died ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    return f"{type(e).__name__}: {e}"
+
+
+@contextlib.contextmanager
+def ray_session(cfg: EngineConfig, stage: str = "unit"):
+    """Ray for the duration of the block; shut down afterwards only if this block started it."""
+    started = ensure_ray(cfg, stage)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def run_units_on_ray(data, pending: list[str], cfg: EngineConfig, store: UnitStore,
+                     on_done: Callable[[str], None] | None = None, *, worker_cls=None,
+                     stage: str = "unit", on_stats: Callable[[UnitStats], None] | None = None) -> list[UnitStats]:
+    """Run every pending unit on an actor pool; return per-unit stats in completion order.
+
+    `data` is an `engine.build.Ingested` (anything with `.unit(unit_id) -> (images, instances)`).
+    `worker_cls(cfg)` must give an object with `.run(unit_id, images, instances) -> UnitResult`;
+    the default is `engine.stages.UnitWorker`.
+    """
+    if not pending:
+        return []
+    with ray_session(cfg, stage):
+        return _drive_pool(data, list(pending), cfg, store, on_done, worker_cls, stage, on_stats)
+
+
+def _drive_pool(data, pending, cfg, store, on_done, worker_cls, stage, on_stats) -> list[UnitStats]:
+    res = stage_resources(cfg, stage)
+    remote_cls = ray.remote(UnitActor).options(**actor_options(res), max_restarts=0, max_concurrency=1)
+    args = (cfg.model_dump_json(), str(store.root.resolve()), worker_cls)
+
+    n = min(pool_size(res), len(pending))
+    actors = [remote_cls.remote(*args) for _ in range(n)]
+    idle = list(actors)
+    queue = deque((u, 0) for u in pending)
+    inflight: dict = {}
+    stats: list[UnitStats] = []
+    failures: dict[str, str] = {}
+    log.info("running %d units on %d %s actors (num_cpus=%s, num_gpus=%s)", len(pending), n, stage,
+             res.num_cpus, res.num_gpus)
+    try:
+        while queue or inflight:
+            while idle and queue:
+                actor = idle.pop()
+                unit_id, attempt = queue.popleft()
+                images, instances = data.unit(unit_id)
+                inflight[actor.run.remote(unit_id, images, instances, attempt)] = (actor, unit_id, attempt)
+            [ref], _ = ray.wait(list(inflight), num_returns=1)
+            actor, unit_id, attempt = inflight.pop(ref)
+            try:
+                st = ray.get(ref)
+            except (RayActorError, RayTaskError) as e:
+                if isinstance(e, RayActorError):
+                    # The process is gone: replace it so the pool keeps its size.
+                    actors.remove(actor)
+                    actor = remote_cls.remote(*args)
+                    actors.append(actor)
+                error = describe_error(e)
+                idle.append(actor)
+                if attempt < cfg.ray.max_retries:
+                    log.warning("unit %s failed (attempt %d), retrying: %s", unit_id, attempt + 1, error)
+                    queue.append((unit_id, attempt + 1))
+                else:
+                    log.error("unit %s failed after %d attempts: %s", unit_id, attempt + 1, error)
+                    failures[unit_id] = error
+                continue
+            idle.append(actor)
+            stats.append(st)
+            if on_stats:
+                on_stats(st)
+            if on_done:
+                on_done(unit_id)
+    finally:
+        for a in actors:
+            ray.kill(a)
+    if failures:
+        raise UnitsFailedError(failures, [s.unit_id for s in stats])
+    return stats

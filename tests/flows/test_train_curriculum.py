@@ -1,0 +1,94 @@
+"""train-curriculum: per-stage sample counts from a real release, the plan file, the plain
+"no trainer installed" status, and the hand-off to model.train.train_curriculum when present."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+# Before anything imports prefect: its import creates PREFECT_HOME (default ~/.prefect).
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
+
+import importlib.machinery
+import json
+import sys
+import types
+
+import pytest
+from prefect.settings import PREFECT_HOME, temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from engine.config import ReleaseConfig
+from engine.release import NotAReleaseError, build_release, open_release
+from flows.train_curriculum import TRAINER_MODULE, curriculum_plan, train_curriculum
+from tests.release_data import CARD, coco_tables, make_instructions
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    with temporary_settings({PREFECT_HOME: str(tmp_path_factory.mktemp("prefect-home"))}):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+@pytest.fixture(scope="module")
+def release_uri(tmp_path_factory) -> str:
+    images, instances = coco_tables()
+    instructions = make_instructions(images, instances)
+    out = str(tmp_path_factory.mktemp("rel") / "release")
+    build_release(out, images, instances, instructions, CARD, ReleaseConfig(), inputs_fingerprint="fp-train",
+                  code_version="test")
+    return out
+
+
+def _expected(release_uri: str) -> dict[int, int]:
+    m = open_release(release_uri).manifest
+    return {1: int((m["tier"] == "simple").sum()), 2: int((m["tier"] == "complex").sum()), 3: len(m)}
+
+
+def test_plan_counts_samples_per_stage(release_uri):
+    plan = curriculum_plan(open_release(release_uri))
+    want = _expected(release_uri)
+    assert {s["stage"]: s["instructions"] for s in plan["stages"]} == want
+    assert all(v > 0 for v in want.values()) and want[3] > want[1] + want[2]  # concept rows only in stage 3
+    for s in plan["stages"]:
+        assert sum(s["by_split"].values()) == s["instructions"]
+        assert sum(s["by_cardinality"].values()) == s["instructions"]
+    assert [s["tiers"] for s in plan["stages"]] == [["simple"], ["complex"], ["concept", "simple", "complex"]]
+
+
+def test_flow_without_trainer_writes_plan_and_says_so(prefect_api, release_uri, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr("flows.train_curriculum.TRAINER_MODULE", "model.not_installed_trainer")
+    plan = train_curriculum(release_uri=release_uri, output=str(tmp_path / "train"))
+    assert plan["status"].startswith("no trainer installed")
+    written = json.loads((tmp_path / "train" / "training_plan.json").read_text())
+    assert {s["stage"]: s["instructions"] for s in written["stages"]} == _expected(release_uri)
+    assert written["release_id"] == open_release(release_uri).release_id
+    assert any("No trainer is installed" in r.getMessage() for r in caplog.records)
+
+
+def test_flow_calls_installed_trainer(prefect_api, release_uri, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_train(release_uri, plan, output_dir):
+        calls.append((release_uri, plan["stages"], output_dir))
+        return {"trained_stages": len(plan["stages"])}
+
+    mod = types.ModuleType(TRAINER_MODULE)
+    mod.__spec__ = importlib.machinery.ModuleSpec(TRAINER_MODULE, None)
+    mod.train_curriculum = fake_train
+    monkeypatch.setitem(sys.modules, TRAINER_MODULE, mod)
+    plan = train_curriculum(release_uri=release_uri, output=str(tmp_path / "t"))
+    assert len(calls) == 1 and calls[0][0] == release_uri and calls[0][2] == str(tmp_path / "t")
+    assert [s["instructions"] for s in calls[0][1]] == list(_expected(release_uri).values())
+    assert plan["trainer_result"] == {"trained_stages": 3}
+    assert "called" in plan["status"]
+
+
+def test_flow_refuses_unpublished_release(prefect_api, tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(NotAReleaseError):
+        train_curriculum(release_uri=str(tmp_path / "half"), output=str(tmp_path / "t"))
