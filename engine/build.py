@@ -20,17 +20,14 @@ import pandas as pd
 import yaml
 
 from engine.config import EngineConfig, load_config
-from engine.ingest import IngestError, SourceSpec, ingest, resolve_source
+from engine.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
 from engine.lexicon import load_lexicon
 from engine.report import print_report, quality_report, report_markdown
-from engine.stages import UnitResult, UnitWorker
+from engine.stages import UnitWorker
 from engine.version import code_version
-from engine.workdir import UnitStore, read_table, write_table
+from engine.workdir import UnitStore
 from schemas.facts import FACTS
-from schemas.images import IMAGES
-from schemas.instances import INSTANCES
 from schemas.instructions import INSTRUCTIONS
-from schemas.quarantine import QUARANTINE
 
 UNIT_STAGE = "units"
 
@@ -74,10 +71,7 @@ def default_workdir(output: str) -> Path:
 
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
     res = ingest(sources, cfg.ingest)
-    d = workdir / "ingest"
-    write_table(d / "images.parquet", IMAGES, res.images)
-    write_table(d / "instances.parquet", INSTANCES, res.instances)
-    write_table(d / "quarantine.parquet", QUARANTINE, res.quarantine)
+    write_tables(res, workdir / "ingest")
     return Ingested(res.images, res.instances, res.quarantine)
 
 
@@ -163,22 +157,46 @@ def build(sources: list[SourceSpec], output: str, cfg: EngineConfig, workdir: st
     return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, len(data.quarantine))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engine.build", description=__doc__.split("\n\n")[0])
+def as_list(value) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def engine_config(config: str | None, overrides: list[str] | str | None, seed: int | None = None) -> EngineConfig:
+    items = as_list(overrides) + ([f"generate.seed={seed}"] if seed is not None else [])
+    return load_config(config, items)
+
+
+def sources_of(source: list[str] | str, images: list[str] | str | None = None) -> list[SourceSpec]:
+    srcs, imgs = as_list(source), as_list(images)
+    if not srcs:
+        raise ValueError("no source given: pass source=<COCO json or folder> (one or more)")
+    if len(imgs) > len(srcs):
+        raise ValueError(f"{len(imgs)} image folders for {len(srcs)} sources; give at most one per source")
+    return [resolve_source(s, imgs[k] if k < len(imgs) else None) for k, s in enumerate(srcs)]
+
+
+def add_build_arguments(ap: argparse.ArgumentParser) -> None:
+    """The command-line arguments shared by `python -m engine.build` and `python -m flows.build_dataset`."""
     ap.add_argument("--source", action="append", required=True,
                     help="COCO json file or folder with instances.json + images/ (local or s3://); repeatable")
     ap.add_argument("--images", action="append", default=None, help="images folder for the matching --source")
     ap.add_argument("--output", required=True, help="release directory or s3:// prefix")
     ap.add_argument("--config", default=None, help="YAML config file")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, e.g. --set plan.min_area_frac=0.02")
-    ap.add_argument("--workdir", default=None)
+                    help="config override, e.g. --set plan.min_area_frac=0.02 --set ingest.unit_size=16")
+    ap.add_argument("--seed", type=int, default=None, help="shorthand for --set generate.seed=N")
+    ap.add_argument("--workdir", default=None, help="work directory for per-unit outputs (kept for resume)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engine.build", description=__doc__.split("\n\n")[0])
+    add_build_arguments(ap)
     args = ap.parse_args(argv)
     try:
-        cfg = load_config(args.config, args.overrides)
-        images = args.images or []
-        sources = [resolve_source(s, images[k] if k < len(images) else None) for k, s in enumerate(args.source)]
-        res = build(sources, args.output, cfg, args.workdir)
+        cfg = engine_config(args.config, args.overrides, args.seed)
+        res = build(sources_of(args.source, args.images), args.output, cfg, args.workdir)
     except (IngestError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -26,7 +26,6 @@ import math
 import os
 import posixpath
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from numbers import Real
@@ -34,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
 from engine import masks, storage
+from engine.workdir import read_table, write_table
 from engine.config import IngestConfig
 from engine.units import assign_units
 from schemas.images import IMAGES
@@ -127,29 +126,15 @@ TABLE_FILES = {"images": IMAGES, "instances": INSTANCES, "quarantine": QUARANTIN
 
 def write_tables(result: IngestResult, out_dir: str | Path) -> dict[str, Path]:
     """Write <out_dir>/{images,instances,quarantine}.parquet, each atomically (temp + rename)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    paths = {name: Path(out_dir) / f"{name}.parquet" for name in TABLE_FILES}
     for name, table in TABLE_FILES.items():
-        path = out / f"{name}.parquet"
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            pq.write_table(table.to_arrow(table.validate(getattr(result, name))), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        paths[name] = path
+        write_table(paths[name], table, table.validate(getattr(result, name)))
     return paths
 
 
 def read_tables(in_dir: str | Path) -> IngestResult:
-    frames = {
-        name: table.validate(pq.read_table(Path(in_dir) / f"{name}.parquet").to_pandas())
-        for name, table in TABLE_FILES.items()
-    }
-    return IngestResult(**frames)
+    return IngestResult(**{name: read_table(Path(in_dir) / f"{name}.parquet", table)
+                           for name, table in TABLE_FILES.items()})
 
 
 # ---------------------------------------------------------------- per-image work
@@ -183,19 +168,6 @@ class _Reject(Exception):
 def _qrow(source_id: str, file: str, record_type: str, record_id, reason: str, detail: str) -> dict:
     return {"source_id": source_id, "file": file, "record_type": record_type,
             "record_id": str(record_id), "reason": reason, "detail": detail}
-
-
-def _read_or_none(uri: str) -> bytes | None:
-    """The file's bytes, or None when it does not exist (other errors propagate)."""
-    try:
-        return storage.read_bytes(uri)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    except Exception as e:  # boto3 reports a missing key as ClientError with a code
-        code = getattr(e, "response", {}).get("Error", {}).get("Code")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
 
 
 def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> None:
@@ -352,7 +324,7 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
     image_id = f"{job.source_id}:{rec['id']}"
     try:
         try:
-            data = _read_or_none(job.image_uri)
+            data = storage.read_or_none(job.image_uri)
         except PermissionError as e:
             raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e.strerror}") from None
         if data is None:
@@ -392,7 +364,7 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
 
 def load_coco(uri: str) -> dict:
     """Parse a COCO json; IngestError (naming file, line and column) when it is not one."""
-    raw = _read_or_none(uri)
+    raw = storage.read_or_none(uri)
     if raw is None:
         raise IngestError(f"{uri}: annotation file not found")
     try:

@@ -341,7 +341,7 @@ class _Lock:
             try:
                 fd = os.open(self.uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri)) from None
+                raise _locked_error(self.release_uri, self.uri, storage.read_or_none(self.uri)) from None
             with os.fdopen(fd, "wb") as f:
                 f.write(self.body)
         return self
@@ -352,22 +352,22 @@ class _Lock:
         bucket, key = storage.split_s3(self.uri)
         client = storage.s3_client()
         if storage.exists(self.uri):  # also the whole check where conditional puts are missing
-            raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri))
+            raise _locked_error(self.release_uri, self.uri, storage.read_or_none(self.uri))
         try:
             client.put_object(Bucket=bucket, Key=key, Body=self.body, IfNoneMatch="*")
         except ClientError as e:
             code = storage._error_code(e)
             if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri)) from None
+                raise _locked_error(self.release_uri, self.uri, storage.read_or_none(self.uri)) from None
             if code not in ("NotImplemented", "501"):
                 raise
             client.put_object(Bucket=bucket, Key=key, Body=self.body)  # no conditional puts: check-then-put
-        if _read_or_none(self.uri) != self.body:  # lost a race on a store without conditional puts
-            raise _locked_error(self.release_uri, self.uri, _read_or_none(self.uri))
+        if storage.read_or_none(self.uri) != self.body:  # lost a race on a store without conditional puts
+            raise _locked_error(self.release_uri, self.uri, storage.read_or_none(self.uri))
 
     def __exit__(self, *exc):
         try:
-            if _read_or_none(self.uri) == self.body:  # never remove another build's lock
+            if storage.read_or_none(self.uri) == self.body:  # never remove another build's lock
                 storage.delete(self.uri)
         except Exception as e:
             log.warning("could not release lock %s (%s); delete it by hand before the next build",
@@ -375,22 +375,11 @@ class _Lock:
         return False
 
 
-def _read_or_none(uri: str) -> bytes | None:
-    try:
-        return storage.read_bytes(uri)
-    except FileNotFoundError:
-        return None
-    except Exception as e:
-        if storage._error_code(e) in ("NoSuchKey", "404"):
-            return None
-        raise
-
-
 # ------------------------------------------------------------------ publish
 
 
 def _existing(out_uri: str, release_id: str) -> ReleaseInfo | None:
-    marker = _read_or_none(storage.join(out_uri, RELEASE_MARKER))
+    marker = storage.read_or_none(storage.join(out_uri, RELEASE_MARKER))
     if marker is None:
         return None
     info = json.loads(marker)
@@ -560,7 +549,7 @@ class Release:
 
 def open_release(uri: str) -> Release:
     uri = str(uri).rstrip("/")
-    marker = _read_or_none(storage.join(uri, RELEASE_MARKER))
+    marker = storage.read_or_none(storage.join(uri, RELEASE_MARKER))
     if marker is None:
         raise NotAReleaseError(
             f"{uri} has no {RELEASE_MARKER}: it is not a published release (its build failed or "

@@ -194,6 +194,22 @@ def _error_code(e: BaseException | None) -> str:
     return ""
 
 
+def is_not_found(e: BaseException) -> bool:
+    if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return True
+    return _error_code(e) in ("NoSuchKey", "404", "NotFound")
+
+
+def read_or_none(uri: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist (other errors are raised)."""
+    try:
+        return read_bytes(uri)
+    except Exception as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
 def _with_retries(fn: Callable, uri: str, *, attempts: int = 4, backoff_s: float = 1.0):
     """Call fn, retrying transient failures with exponential backoff. Client errors that will
     not heal by retrying (auth, missing bucket, failed precondition) are raised at once."""

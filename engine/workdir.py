@@ -13,21 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from engine import storage
 from schemas._table import Table
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_table(path: Path, table: Table, df: pd.DataFrame) -> None:
@@ -65,7 +52,7 @@ class UnitStore:
         """Write several named tables of one unit, then its marker."""
         for name, (table, df) in outputs.items():
             write_table(self.root / stage / name / f"{unit_id}.parquet", table, df)
-        atomic_write_bytes(self.marker(stage, unit_id), b"")
+        storage.write_bytes(str(self.marker(stage, unit_id)), b"")
 
     def read(self, stage: str, unit_id: str, name: str, table: Table) -> pd.DataFrame:
         return read_table(self.root / stage / name / f"{unit_id}.parquet", table)

@@ -22,10 +22,10 @@ import sys
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from engine.build import unit_store
+from engine.build import add_build_arguments, engine_config, sources_of, unit_store
 from flows import progress
-from flows.common import (TRAIN_DEPLOYMENT, RunSummary, absolute, engine_config, fanout_task, ingest_task,
-                          publish_artifact, publish_task, sources_of, training_output, workdir_for)
+from flows.common import (TRAIN_DEPLOYMENT, RunSummary, absolute, fanout_task, ingest_task,
+                          publish_artifact, publish_task, training_output, workdir_for)
 
 
 def trigger_training(release_uri: str, output: str) -> str:
@@ -82,15 +82,7 @@ _trigger = trigger_training  # the flow's parameter shadows the function's name 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.build_dataset", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", action="append", required=True,
-                    help="COCO json file or folder with instances.json + images/ (local or s3://); repeatable")
-    ap.add_argument("--images", action="append", default=None, help="images folder for the matching --source")
-    ap.add_argument("--output", required=True, help="release directory or s3:// prefix")
-    ap.add_argument("--config", default=None, help="YAML config file")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, e.g. --set ingest.unit_size=16")
-    ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--workdir", default=None, help="work directory for per-unit outputs (kept for resume)")
+    add_build_arguments(ap)
     ap.add_argument("--trigger-training", action="store_true")
     args = ap.parse_args(argv)
     # Embedded mode starts a temporary Prefect server; it has nobody to send telemetry to.

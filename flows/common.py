@@ -20,8 +20,8 @@ from prefect.logging import get_run_logger
 
 from engine import storage
 from engine.build import UNIT_STAGE, Ingested, collect, default_workdir, publish, release_fingerprint, run_ingest
-from engine.config import EngineConfig, load_config
-from engine.ingest import SourceSpec, resolve_source
+from engine.config import EngineConfig
+from engine.ingest import SourceSpec
 from engine.report import report_markdown
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -32,26 +32,6 @@ TRAIN_DEPLOYMENT = "train-curriculum/default"
 
 
 # ------------------------------------------------------------------ parameters
-
-
-def as_list(value: list[str] | str | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
-
-
-def engine_config(config: str | None, overrides: list[str] | str | None, seed: int | None) -> EngineConfig:
-    items = as_list(overrides) + ([f"generate.seed={seed}"] if seed is not None else [])
-    return load_config(config, items)
-
-
-def sources_of(source: list[str] | str, images: list[str] | str | None) -> list[SourceSpec]:
-    srcs, imgs = as_list(source), as_list(images)
-    if not srcs:
-        raise ValueError("no source given: pass source=<COCO json or folder> (one or more)")
-    if len(imgs) > len(srcs):
-        raise ValueError(f"{len(imgs)} image folders for {len(srcs)} sources; give at most one per source")
-    return [resolve_source(s, imgs[k] if k < len(imgs) else None) for k, s in enumerate(srcs)]
 
 
 def absolute(uri: str) -> str:
@@ -147,14 +127,8 @@ def planned_release_id(data: Ingested, cfg: EngineConfig) -> str:
 
 
 def read_latest(output_root: str) -> dict | None:
-    try:
-        return json.loads(storage.read_bytes(storage.join(output_root, LATEST)))
-    except FileNotFoundError:
-        return None
-    except Exception as e:
-        if storage._error_code(e) in ("NoSuchKey", "404"):
-            return None
-        raise
+    raw = storage.read_or_none(storage.join(output_root, LATEST))
+    return json.loads(raw) if raw is not None else None
 
 
 def write_latest(output_root: str, info, fingerprint: str) -> None:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from prefect import flow
 
 from engine import storage
-from engine.build import release_fingerprint, unit_store
-from flows.common import (RunSummary, absolute, engine_config, fanout_task, ingest_task, planned_release_id,
-                          publish_artifact, publish_task, read_latest, sources_of, training_output, workdir_for,
+from engine.build import engine_config, release_fingerprint, sources_of, unit_store
+from flows.common import (RunSummary, absolute, fanout_task, ingest_task, planned_release_id,
+                          publish_artifact, publish_task, read_latest, training_output, workdir_for,
                           write_latest)
 
 RELEASES = "releases"
