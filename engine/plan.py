@@ -22,11 +22,21 @@ C = Constraint
 # How natural a constraint reads to a person; lower is tried first.
 COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
-BASIC_COLORS = ("black", "white", "gray", "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown")
+# Colour families for negatives: the dominant colour name of a photo region is rough (a black
+# cat in shade reads "gray" or "brown"), so a negative colour must be vivid and from another
+# family than every instance of the category; "the black cat" is never a safe negative.
+COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm", "brown": "warm",
+                "green": "cool", "blue": "cool", "purple": "cool",
+                "black": "neutral", "white": "neutral", "gray": "neutral"}
+NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
 
 def _axis(position: str) -> str:
     return "x" if position in ("left", "center", "right") else "y"
+
+
+def _ordinal_axis(value: str) -> str:
+    return "x" if value.split(":")[0] in ("left", "right") else "y"
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,8 @@ class Planner:
     @staticmethod
     def _selectors(target: dict) -> list[Constraint]:
         return [C("ordinal", "left:1"), C("ordinal", "right:1"), C("ordinal", "top:1"), C("ordinal", "bottom:1"),
-                C("ordinal", "left:2"), C("ordinal", "right:2"),
+                C("ordinal", "left:2"), C("ordinal", "right:2"), C("ordinal", "top:2"), C("ordinal", "bottom:2"),
+                C("ordinal", "left:3"), C("ordinal", "right:3"),
                 C("superlative", "largest"), C("superlative", "smallest")]
 
     # ---- search ------------------------------------------------------------------------
@@ -115,7 +126,12 @@ class Planner:
                 cost = sum(COST[c.kind] for c in combo)
                 options.append((n + cost / 10, combo))
                 if n < max_extra:
+                    axes = {_axis(c.value) for c in combo if c.kind == "position"}
                     for sel in selectors:
+                        # "the leftmost dog in the center" is logically sound but reads as a
+                        # contradiction: no ordinal along an axis a position already names
+                        if sel.kind == "ordinal" and _ordinal_axis(sel.value) in axes:
+                            continue
                         options.append((n + 1 + (cost + COST[sel.kind]) / 10, combo + (sel,)))
         options.sort(key=lambda t: (t[0], Program(t[1]).dumps()))
         for _, combo in options:
@@ -218,8 +234,8 @@ class Planner:
             if any(f["category"] == c and f["supercategory"] in self.cfg.no_color_supercategories
                    for f in scene.instances.values()):
                 continue
-            colors = {f["color"] for f in scene.instances.values() if f["category"] == c}
-            pairs += [(c, col) for col in BASIC_COLORS if col not in colors]
+            families = {COLOR_FAMILY.get(f["color"]) for f in scene.instances.values() if f["category"] == c}
+            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
         present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}

@@ -126,3 +126,33 @@ def test_people_are_never_described_by_colour():
     # the rule is configurable: without it, the black-clad person is picked out by colour
     loose = Planner(PlanConfig(no_color_supercategories=[]), list(AFF)).plan(Scene("x", inst, set(), AFF))
     assert any("color" in s.program.kinds() for s in loose)
+
+
+def test_colour_negatives_are_vivid_and_from_another_family():
+    # a dark cat whose dominant colour reads "gray": "the black cat" must not be a negative
+    inst = {"c": {"instance_id": "c", "image_id": "x", "category": "cat", "supercategory": "animal",
+                  "iscrowd": False, "area": 2000.0, "area_frac": 0.2, "cx": 0.5, "cy": 0.5, "pos_x": "center",
+                  "pos_y": "middle", "size_label": "large", "color": "gray", "color_frac": 0.6},
+            "d": {"instance_id": "d", "image_id": "x", "category": "dog", "supercategory": "animal",
+                  "iscrowd": False, "area": 2000.0, "area_frac": 0.2, "cx": 0.1, "cy": 0.5, "pos_x": "left",
+                  "pos_y": "middle", "size_label": "large", "color": "brown", "color_frac": 0.6}}
+    colours = set()
+    for seed in range(40):
+        for s in Planner(PlanConfig(negatives_per_image=5), list(AFF), seed=seed).plan(Scene("x", inst, set(), AFF)):
+            if s.tier == "simple" and s.cardinality == "negative":
+                cat, col = s.program.get("category").value, s.program.get("color").value
+                colours.add((cat, col))
+    assert colours
+    assert not {col for _, col in colours} & {"black", "white", "gray"}
+    assert not {col for cat, col in colours if cat == "dog"} & {"red", "orange", "yellow", "pink", "brown"}
+
+
+def test_no_ordinal_along_an_axis_a_position_names():
+    for seed in range(30):
+        scene = random_scene(random.Random(seed))
+        for s in Planner(PlanConfig(min_area_frac=0.0), list(AFF)).plan(scene):
+            pos_axes = {"x" if c.value in ("left", "center", "right") else "y" for c in s.program if c.kind == "position"}
+            for c in s.program:
+                if c.kind == "ordinal":
+                    axis = "x" if c.value.split(":")[0] in ("left", "right") else "y"
+                    assert axis not in pos_axes, s.program
