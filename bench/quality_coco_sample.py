@@ -49,7 +49,7 @@ def main() -> None:
     t5 = time.perf_counter()
     import pandas as pd
     instr = pd.DataFrame(rows)
-    rep = quality_report(instr, facts, cfg.plan.min_area_frac, cfg.plan.allow_crowd_targets)
+    rep = quality_report(instr, facts, cfg.plan)
     print_report(rep)
     print(f"\nseconds: ingest {t1-t0:.2f}  describe {t2-t1:.2f}  plan {t3-t2:.2f}  "
           f"generate+check {t4-t3:.2f}  dedup {t5-t4:.2f}  ({len(specs)} specs, {len(data.images)} images)")

@@ -136,7 +136,7 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
             cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
     from engine.release import build_release
 
-    rep = quality_report(instructions, facts, cfg.plan.min_area_frac, cfg.plan.allow_crowd_targets,
+    rep = quality_report(instructions, facts, cfg.plan,
                          no_complex_categories(data.instances))
     card = dataset_card(rep, cfg, sources, data.quarantine)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,

@@ -42,6 +42,14 @@ class PlanConfig(_Section):
     # A person's dominant colour mixes skin, hair and clothes: "the black person" reads as skin
     # colour, which is wrong and offensive. No colour constraints for these supercategories.
     no_color_supercategories: list[str] = Field(default_factory=lambda: ["person"])
+    # Relations a program may use. A photo is 2D: "below" in the image is often "in front of"
+    # (the person "below the bus" walks in front of it) and "on" cannot tell support from
+    # occlusion, so above / below / on are off by default; left/right of, next to, inside and
+    # overlapping read the same in the picture and in the world.
+    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
+    # A crowd region hides unannotated instances of its category ("the person on the far left"
+    # may be someone in the crowd), so no one-instance or group targets in such a category.
+    skip_crowded_categories: bool = True
 
 
 class GenerateConfig(_Section):

@@ -60,6 +60,15 @@ class Spec:
         }
 
 
+def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
+    """Instances that may be the target of a one-instance or group instruction: large enough,
+    not a crowd region, and (by default) not of a category that has a crowd region in the image."""
+    crowded = {(f["image_id"], f["category"]) for f in facts if f["iscrowd"]} if cfg.skip_crowded_categories else set()
+    return {f["instance_id"] for f in facts
+            if (cfg.allow_crowd_targets or not f["iscrowd"]) and (f["image_id"], f["category"]) not in crowded
+            and f["area_frac"] >= cfg.min_area_frac}
+
+
 class Planner:
     def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0):
         self.cfg = cfg
@@ -71,8 +80,8 @@ class Planner:
         """A short description that picks out the related object alone ("the bench")."""
         o = scene.instances[oid]
         base = Program((C("category", o["category"]),))
-        if o["iscrowd"]:
-            return None
+        if any(f["iscrowd"] for f in scene.instances.values() if f["category"] == o["category"]):
+            return None   # "the person" is never definite next to a crowd of people
         if evaluate(base, scene) == {oid}:
             return base
         for extra in self._filter_atoms(scene, oid, with_relations=False):
@@ -92,7 +101,7 @@ class Planner:
         if with_relations:
             seen = set()
             for s, rel, o in sorted(scene.relations):
-                if s != iid or scene.instances[o]["category"] == f["category"]:
+                if s != iid or rel not in self.cfg.relations or scene.instances[o]["category"] == f["category"]:
                     continue
                 obj = self._object_program(scene, o)
                 if obj is not None and (rel, obj) not in seen:
@@ -145,8 +154,7 @@ class Planner:
 
     # ---- targets -----------------------------------------------------------------------
     def eligible(self, scene: Scene) -> list[str]:
-        return sorted(i for i, f in scene.instances.items()
-                      if (self.cfg.allow_crowd_targets or not f["iscrowd"]) and f["area_frac"] >= self.cfg.min_area_frac)
+        return sorted(eligible_ids(list(scene.instances.values()), self.cfg))
 
     def plan(self, scene: Scene) -> list[Spec]:
         specs: list[Spec] = []
@@ -157,7 +165,9 @@ class Planner:
         for t in eligible:
             specs += self._one_to_one(scene, t, by_cat)
         if self.cfg.one_to_all:
-            specs += self._one_to_all(scene, by_cat, set(eligible))
+            # "all the people" is exact beside a crowd too: the crowd region is one of the targets
+            big = {i for i, f in scene.instances.items() if f["area_frac"] >= self.cfg.min_area_frac}
+            specs += self._one_to_all(scene, by_cat, big)
         if self.cfg.one_to_many:
             specs += self._one_to_many(scene, by_cat, set(eligible))
         specs += self._negatives(scene)
@@ -183,10 +193,10 @@ class Planner:
                 break
         return out
 
-    def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
+    def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
         out = []
         for catname, members in sorted(by_cat.items()):
-            if len(members) < 2 or not eligible & set(members):
+            if len(members) < 2 or not big & set(members):
                 continue
             target = tuple(sorted(members))
             prog = Program((C("category", catname),))

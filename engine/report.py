@@ -1,9 +1,10 @@
 """The quality report: what a build produced and what it threw away.
 
 Used by the CLI summary, the Prefect artifact and the release's dataset card. Coverage is
-measured on eligible instances (the planner's rule): for each tier, the share of eligible
-instances that are a target of at least one accepted instruction of that tier, and,
-separately, of an accepted one-to-one instruction.
+measured on eligible instances (the planner's rule, engine.plan.eligible_ids): for each tier,
+the share of eligible instances that are a target of at least one accepted instruction of that
+tier, and, separately, of an accepted one-to-one instruction. Instances left out because their
+category has a crowd region in the image are counted apart (`excluded_beside_crowd`).
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections import Counter
 
 import pandas as pd
 
+from engine.config import PlanConfig
 from engine.dedup import normalise
+from engine.plan import eligible_ids
 
 TIERS = ("concept", "simple", "complex")
 
@@ -21,12 +24,13 @@ def _distinct_n(texts: list[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, min_area_frac: float,
-                   allow_crowd: bool = False, no_complex_categories: list[str] | None = None) -> dict:
+def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
+                   no_complex_categories: list[str] | None = None) -> dict:
     acc = instructions[instructions["accepted"]]
     rej = instructions[~instructions["accepted"]]
-    elig = facts[(facts["area_frac"] >= min_area_frac) & (allow_crowd | ~facts["iscrowd"])]
-    eligible = set(elig["instance_id"])
+    rows = facts.to_dict("records")
+    eligible = eligible_ids(rows, plan)
+    big_enough = {f["instance_id"] for f in rows if not f["iscrowd"] and f["area_frac"] >= plan.min_area_frac}
     coverage, coverage_1to1 = {}, {}
     for tier in TIERS:
         t = acc[acc["tier"] == tier]
@@ -42,6 +46,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, min_area_fra
         "instructions": {"accepted": int(len(acc)), "rejected": int(len(rej))},
         "images": int(instructions["image_id"].nunique()),
         "eligible_instances": len(eligible),
+        "excluded_beside_crowd": len(big_enough - eligible),
         "by_tier": acc.groupby("tier").size().to_dict(),
         "by_cardinality": acc.groupby("cardinality").size().to_dict(),
         "by_tier_subtype": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "subtype"]).size().items()},
@@ -60,7 +65,8 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, min_area_fra
 
 def report_markdown(rep: dict) -> str:
     lines = ["## Quality report", "",
-             f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']}",
+             f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']} "
+             f"(not counted: {rep['excluded_beside_crowd']} of a category with a crowd region in the image)",
              f"- instructions accepted: {rep['instructions']['accepted']}, rejected: {rep['instructions']['rejected']}",
              f"- words per instruction (mean): {rep['words_per_instruction']['mean']:.1f}",
              f"- distinct-1: {rep['distinct_1']:.3f}, distinct-2: {rep['distinct_2']:.3f}", "",
@@ -96,6 +102,8 @@ def print_report(rep: dict, console=None) -> None:
     for k, v in sorted(rep["by_tier_cardinality"].items()):
         c.add_row(k, str(v))
     console.print(c)
+    console.print(f"coverage over {rep['eligible_instances']} eligible instances "
+                  f"({rep['excluded_beside_crowd']} more sit beside a crowd region of their category)")
     console.print(f"words/instruction {rep['words_per_instruction']['mean']:.1f}  "
                   f"distinct-1 {rep['distinct_1']:.3f}  distinct-2 {rep['distinct_2']:.3f}")
     if rep["rejection_reasons"]:

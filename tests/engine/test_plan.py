@@ -156,3 +156,30 @@ def test_no_ordinal_along_an_axis_a_position_names():
                 if c.kind == "ordinal":
                     axis = "x" if c.value.split(":")[0] in ("left", "right") else "y"
                     assert axis not in pos_axes, s.program
+
+
+def test_no_single_targets_in_a_category_with_a_crowd_region():
+    inst = {}
+    for k, (cx, crowd) in enumerate([(0.1, False), (0.5, False), (0.9, True)]):
+        inst[f"p{k}"] = {"instance_id": f"p{k}", "image_id": "x", "category": "person", "supercategory": "person",
+                         "iscrowd": crowd, "area": 900.0 * (k + 1), "area_frac": 0.09, "cx": cx, "cy": 0.5,
+                         "pos_x": _third(cx, ("left", "center", "right")), "pos_y": "middle",
+                         "size_label": "medium", "color": "black", "color_frac": 0.9}
+    inst["d"] = {**inst["p0"], "instance_id": "d", "category": "dog", "supercategory": "animal", "iscrowd": False}
+    scene = Scene("x", inst, {("d", "left_of", "p1")}, AFF)
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert not [s for s in specs if s.cardinality in ("1:1", "1:N") and s.target_ids[0].startswith("p")]
+    # "all the people" includes the crowd region; "the dog left of the person" is not definite
+    assert any(s.cardinality == "1:All" and set(s.target_ids) == {"p0", "p1", "p2"} for s in specs)
+    assert not [s for s in specs if "relation" in s.program.kinds()]
+    allowed = Planner(PlanConfig(skip_crowded_categories=False), list(AFF)).plan(scene)
+    assert any(s.cardinality == "1:1" and s.target_ids == ("p1",) for s in allowed)
+
+
+def test_relations_in_use_are_configurable():
+    scene = _scene([("dog", 0.1, "black", 900), ("dog", 0.2, "black", 900), ("bench", 0.5, "brown", 2000)],
+                   rels=[("i1", "above", "i2"), ("i2", "below", "i1")])
+    default = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert not [s for s in default if "relation" in s.program.kinds()]
+    on = Planner(PlanConfig(relations=["above", "below"]), list(AFF)).plan(scene)
+    assert any(c.rel == "above" for s in on for c in s.program if c.kind == "relation")

@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 
+from engine.config import PlanConfig
 from engine.report import quality_report, report_markdown
 
 
@@ -12,8 +13,9 @@ def _row(iid, tier, card, targets, text, accepted=True, reason=""):
 
 
 def test_report_counts_coverage_and_reasons():
-    facts = pd.DataFrame({"instance_id": ["a", "b", "c", "crowd"], "area_frac": [0.2, 0.1, 0.001, 0.3],
-                          "iscrowd": [False, False, False, True]})
+    facts = pd.DataFrame({"instance_id": ["a", "b", "c", "crowd", "p"], "image_id": "img",
+                          "category": ["dog", "dog", "dog", "person", "person"],
+                          "area_frac": [0.2, 0.1, 0.001, 0.3, 0.2], "iscrowd": [False, False, False, True, False]})
     instr = pd.DataFrame([
         _row("1", "concept", "1:All", ["a", "b"], "dogs"),
         _row("2", "simple", "1:1", ["a"], "the black dog on the left"),
@@ -21,8 +23,9 @@ def test_report_counts_coverage_and_reasons():
         _row("4", "complex", "1:N", ["a", "b"], "the two animals that bark"),
         _row("5", "concept", "negative", [], "giraffe"),
     ])
-    rep = quality_report(instr, facts, min_area_frac=0.01, no_complex_categories=["widget"])
-    assert rep["eligible_instances"] == 2          # c is too small, the crowd is not a target
+    rep = quality_report(instr, facts, PlanConfig(min_area_frac=0.01), no_complex_categories=["widget"])
+    assert rep["eligible_instances"] == 2          # c is too small, the crowd is not a target...
+    assert rep["excluded_beside_crowd"] == 1       # ...and p is a person beside a crowd of people
     assert rep["coverage"] == {"concept": 1.0, "simple": 0.5, "complex": 1.0}
     assert rep["coverage_1to1"] == {"concept": 0.0, "simple": 0.5, "complex": 0.0}
     assert rep["instructions"] == {"accepted": 4, "rejected": 1}
