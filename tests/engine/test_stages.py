@@ -111,3 +111,17 @@ def test_dedup_limits_instructions_per_target_and_tier(coco):
     assert keys.is_unique
     dropped = res.instructions[res.instructions["reject_reason"].str.startswith("dedup:")]
     assert len(dropped) > 0
+
+
+def test_category_missing_from_the_lexicon_gets_concept_and_simple_but_no_complex(coco):
+    from engine.build import no_complex_categories
+
+    # a custom dataset's category: rename every giraffe to a name no lexicon knows
+    inst = coco.instances.assign(category=coco.instances["category"].replace({"giraffe": "zorblax"}))
+    one = coco.images[coco.images["image_id"].isin(inst[inst["category"] == "zorblax"]["image_id"])]
+    sub = type(coco)(one, inst[inst["image_id"].isin(one["image_id"])], coco.quarantine)
+    _, res = _run(sub)
+    acc = res.instructions[res.instructions["accepted"] & (res.instructions["category"] == "zorblax")]
+    assert {"concept", "simple"} <= set(acc["tier"]) and "complex" not in set(acc["tier"])
+    assert acc[acc["tier"] == "simple"]["text"].str.contains("zorblax").all()
+    assert no_complex_categories(sub.instances) == ["zorblax"]
