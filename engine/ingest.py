@@ -7,7 +7,7 @@ engine.storage). Several sources go into one build; their ids are namespaced as
 Bad records never stop a build: each is quarantined with a reason code from
 schemas.quarantine.REASONS and a detail a person can act on, and everything else is kept.
 Only a file that cannot be read as COCO at all (missing, malformed json, missing top-level
-keys) raises IngestError.
+keys), or a store that fails as a whole (S3 unreachable), raises IngestError.
 
 Work happens in two passes: a json-level pass over records (ids, references, paths), then
 `ingest_image` per image, which reads the image bytes once (hash, header, full decode) and
@@ -103,7 +103,11 @@ def resolve_source(arg: str, images: str | None = None, source_id: str | None = 
     images_uri = images if images is not None else storage.join(folder, DEFAULT_IMAGES)
     if not storage.is_s3(images_uri):
         images_uri = os.path.abspath(os.path.expanduser(images_uri))
-    if not storage.exists(annotations_uri):
+    try:
+        found = storage.exists(annotations_uri)
+    except Exception as e:
+        raise IngestError(f"{annotations_uri}: cannot check the annotation file ({type(e).__name__}: {e})") from None
+    if not found:
         raise IngestError(f"{annotations_uri}: annotation file not found (source argument {arg!r})")
     if not storage.is_s3(images_uri) and not os.path.isdir(images_uri):
         raise IngestError(f"{images_uri}: image folder not found (source argument {arg!r}); pass images=...")
@@ -150,6 +154,7 @@ class ImageJob:
     record: dict                   # the image record (already checked at json level)
     annotations: list[dict]        # its annotations (ids, references already checked)
     categories: dict[int, tuple[str, str]]  # category id -> (name, supercategory)
+    license: tuple[str | None, str | None] = (None, None)  # (name, url) from the source's `licenses`
 
 
 @dataclass
@@ -202,6 +207,14 @@ def _is_number(v) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
+def _is_finite(v) -> bool:
+    """False for NaN, infinities and integers too large for a float (json allows them)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def _polygons_rle(seg: list, h: int, w: int, margin: float) -> list:
     polys = [seg] if seg and all(_is_number(v) for v in seg) else seg  # a flat list is one polygon
     if not polys:
@@ -212,8 +225,8 @@ def _polygons_rle(seg: list, h: int, w: int, margin: float) -> list:
             raise _Reject("bad_polygon", f"polygon {i} is not a list of numbers")
         if len(poly) < 6 or len(poly) % 2:
             raise _Reject("bad_polygon", f"polygon {i} has {len(poly)} coordinates; needs an even count >= 6 (3 points)")
-        if not all(math.isfinite(v) for v in poly):
-            raise _Reject("bad_polygon", f"polygon {i} has NaN or infinite coordinates")
+        if not all(_is_finite(v) for v in poly):
+            raise _Reject("bad_polygon", f"polygon {i} has a coordinate that is NaN, infinite or too large for a float")
         xs, ys = poly[0::2], poly[1::2]
         if min(xs) < lo_x or max(xs) > hi_x or min(ys) < lo_y or max(ys) > hi_y:
             raise _Reject("bad_polygon",
@@ -317,16 +330,33 @@ def _instance_row(job: ImageJob, image_id: str, ann: dict, h: int, w: int, polyg
     }
 
 
+def _read_image(job: ImageJob) -> bytes | None:
+    """The image's bytes, None when missing. A file or object we may not read is that record's
+    problem (quarantined); a store that fails as a whole (network, 5xx after botocore's
+    retries) is not, and stops the build rather than quarantining every image."""
+    try:
+        return storage.read_or_none(job.image_uri)
+    except PermissionError as e:
+        raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e.strerror}") from None
+    except OSError as e:
+        if not storage.is_s3(job.image_uri):
+            raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e}") from None
+        err = e
+    except Exception as e:
+        err = e
+    if storage.error_code(err) in ("AccessDenied", "403", "InvalidObjectState"):
+        raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {storage.error_code(err)}") from None
+    raise IngestError(f"{job.file}: image {job.record['id']}: cannot read {job.image_uri} "
+                      f"({type(err).__name__}: {err})") from err
+
+
 def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
     """Read one image once (hash, header, decode), then decode its annotations' masks."""
     rec = job.record
     w, h = rec["width"], rec["height"]
     image_id = f"{job.source_id}:{rec['id']}"
     try:
-        try:
-            data = storage.read_or_none(job.image_uri)
-        except PermissionError as e:
-            raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e.strerror}") from None
+        data = _read_image(job)
         if data is None:
             raise _Reject("missing_image", f"image file {job.image_uri} does not exist")
         _check_pixels(data, w, h, cfg)
@@ -350,6 +380,8 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
         "n_bytes": len(data),
         "unit_id": "",  # set once all images are known
         "license": None if license_ is None else str(license_),
+        "license_name": job.license[0],
+        "license_url": job.license[1],
     })
     for ann in job.annotations:
         try:
@@ -364,7 +396,10 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
 
 def load_coco(uri: str) -> dict:
     """Parse a COCO json; IngestError (naming file, line and column) when it is not one."""
-    raw = storage.read_or_none(uri)
+    try:
+        raw = storage.read_or_none(uri)
+    except Exception as e:
+        raise IngestError(f"{uri}: cannot read the annotation file ({type(e).__name__}: {e})") from None
     if raw is None:
         raise IngestError(f"{uri}: annotation file not found")
     try:
@@ -384,8 +419,12 @@ def load_coco(uri: str) -> dict:
     return doc
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _is_id(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    """An integer id that fits the tables' int64 columns (json allows any size)."""
+    return isinstance(v, int) and not isinstance(v, bool) and INT64_MIN <= v <= INT64_MAX
 
 
 def safe_relative_path(file_name) -> str | None:
@@ -423,10 +462,24 @@ def _dedupe(records: list, index_of_id: dict, what: str, reason: str, quarantine
     return kept
 
 
+def _licenses(doc: dict) -> dict[int, tuple[str | None, str | None]]:
+    """COCO's optional top-level `licenses` list: id -> (name, url). Entries without an integer
+    id are ignored: a licence list is informative, never a reason to drop images."""
+    out: dict[int, tuple[str | None, str | None]] = {}
+    listed = doc.get("licenses")
+    for lic in listed if isinstance(listed, list) else []:
+        if isinstance(lic, dict) and _is_id(lic.get("id")):
+            name, url = lic.get("name"), lic.get("url")
+            out[lic["id"]] = (name.strip() or None if isinstance(name, str) else None,
+                              url.strip() or None if isinstance(url, str) else None)
+    return out
+
+
 def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]]:
     """Check ids, references and paths; return per-image jobs and the quarantine so far."""
     f, sid = src.annotations_uri, src.source_id
     quarantine: list[dict] = []
+    licenses = _licenses(doc)
 
     def q(record_type):
         return lambda rid, reason, detail: _qrow(sid, f, record_type, rid, reason, detail)
@@ -478,8 +531,11 @@ def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]
     by_image: dict[int, list[dict]] = {}
     for aid, ann in anns.items():
         img, cat = ann.get("image_id"), ann.get("category_id")
+        crowd = ann.get("iscrowd", 0)
         if not _is_id(img) or not _is_id(cat):
             quarantine.append(q("annotation")(aid, "bad_record", "annotation needs integer image_id and category_id"))
+        elif not (_is_number(crowd) and crowd in (0, 1)):
+            quarantine.append(q("annotation")(aid, "bad_record", f"iscrowd must be 0 or 1, got {crowd!r}"))
         elif img not in images:
             why = (f"its image {img} was quarantined ({dropped_images[img]})" if img in dropped_images
                    else f"image_id {img} is not in 'images'")
@@ -495,7 +551,8 @@ def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]
         ImageJob(source_id=sid, file=f,
                  image_uri=storage.join(src.images_uri, safe_relative_path(rec["file_name"])),
                  record=rec, annotations=sorted(by_image.get(rid, []), key=lambda a: a["id"]),
-                 categories={a["category_id"]: categories[a["category_id"]] for a in by_image.get(rid, [])})
+                 categories={a["category_id"]: categories[a["category_id"]] for a in by_image.get(rid, [])},
+                 license=licenses.get(rec.get("license"), (None, None)) if _is_id(rec.get("license")) else (None, None))
         for rid, rec in sorted(images.items())
     ]
     return jobs, quarantine

@@ -58,9 +58,13 @@ class LazyMasks(Mapping):
 def to_sample(raw: dict, decode_image: bool = True, shard_of_url: Mapping[str, str] | None = None) -> dict:
     """A raw webdataset sample (bytes per extension) -> the training sample dict."""
     meta = json.loads(raw["json"])
-    ext = next((e for e in IMAGE_EXTS if e in raw), None)
-    if ext is None:
-        raise ValueError(f"{raw.get('__url__')}: sample {raw['__key__']} has no image member")
+    # the image member's extension names its real format (shard.image_extension), which may
+    # be any format PIL reads: take the one member that is not the json
+    exts = [e for e in raw if not e.startswith("__") and e != "json"]
+    if len(exts) != 1:
+        raise ValueError(f"{raw.get('__url__')}: sample {raw['__key__']} should hold one image member "
+                         f"besides its json, found {sorted(exts) or 'none'}")
+    ext = exts[0]
     instructions: dict[str, list[dict]] = {t: [] for t in TIERS}
     for group in meta["targets"]:
         for tier in TIERS:
@@ -112,14 +116,17 @@ def shard_urls(release: Release, split: str | None = None, cache_dir: str | Path
 
 
 def make_dataset(release: Release | str, split: str | None = None, *, decode_image: bool = True,
-                 cache_dir: str | Path | None = None) -> wds.WebDataset:
-    """A WebDataset over a release's shards yielding sample dicts (see module doc)."""
+                 cache_dir: str | Path | None = None, distributed: bool = True) -> wds.WebDataset:
+    """A WebDataset over a release's shards yielding sample dicts (see module doc).
+
+    `distributed=False` reads every shard in this process, whatever RANK / WORLD_SIZE say."""
     if not isinstance(release, Release):
         release = open_release(release)
     urls = shard_urls(release, split, cache_dir)
     if not urls:  # webdataset cannot represent an empty shard list
         raise ValueError(f"{release.uri} has no shards{f' in split {split}' if split else ''}")
-    ds = wds.WebDataset(list(urls), nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
+    ds = wds.WebDataset(list(urls), nodesplitter=wds.split_by_node if distributed else None,
+                        workersplitter=wds.split_by_worker if distributed else None,
                         shardshuffle=False, empty_check=False)
     return ds.map(functools.partial(to_sample, decode_image=decode_image, shard_of_url=urls))
 
@@ -129,7 +136,7 @@ def iter_release(release: Release | str, split: str | None = None, *, decode_ima
     if not isinstance(release, Release):
         release = open_release(release)
     if release.shard_uris(split):
-        yield from make_dataset(release, split, decode_image=decode_image)
+        yield from make_dataset(release, split, decode_image=decode_image, distributed=False)
 
 
 def extract_images(release: Release | str, dest: str | Path) -> int:

@@ -11,7 +11,9 @@ release without it does not exist, and `open_release` refuses it.
   objects left by an earlier failed build are deleted, then `_RELEASE.json` is put.
 A lock (local `<release>.lock` created with O_EXCL; S3 `<prefix>/_LOCK` created with a
 conditional put) keeps two builds from interleaving on one release path; a failed build
-releases it and leaves no `_RELEASE.json`.
+releases it and leaves no `_RELEASE.json`. A killed build cannot release it: its lock names
+host and pid, and a later build on the same host takes it over once that pid is gone (a
+lock from another host is only ever removed by hand, as the error message says).
 
 Releases are immutable: the release id is a hash of the inputs fingerprint, the
 content-relevant config (shard limits, val fraction) and the code version. Building again to
@@ -147,8 +149,18 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _licences(used: pd.DataFrame) -> list[dict]:
+    """Images in the release per (source, licence), for the card's source list."""
+    cols = ["source_id", "license", "license_name", "license_url"]
+    keyed = used[cols].astype(object).where(used[cols].notna(), None)
+    rows = {}
+    for key in keyed.itertuples(index=False, name=None):
+        rows[key] = rows.get(key, 0) + 1
+    return [dict(zip(cols, k), images=n) for k, n in sorted(rows.items(), key=lambda kv: [str(v) for v in kv[0]])]
+
+
 def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.ShardInfo],
-            sam3i_entries: dict[str, int], n_images: int) -> dict:
+            sam3i_entries: dict[str, int], n_images: int, licences: list[dict] | None = None) -> dict:
     def vc(s: pd.Series) -> dict:
         return {str(k): int(v) for k, v in sorted(s.value_counts().items())}
 
@@ -167,6 +179,7 @@ def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.S
         "by_category": vc(manifest["category"]),
         "rejected": int(len(rejected)),
         "rejected_by_reason": vc(rejected["reject_reason"]) if len(rejected) else {},
+        "images_by_source_licence": licences or [],
     }
 
 
@@ -199,12 +212,21 @@ def render_card(card: dict, counts: dict, release_id: str) -> str:
         "## Rejection reasons",
         _table(["reason", "candidates"], [[k or "(none given)", v] for k, v in counts["rejected_by_reason"].items()])
         if counts["rejected_by_reason"] else "No candidate was rejected.",
+        "## Images per source and licence",
+        _table(["source", "licence id", "licence", "url", "images"],
+               [[r["source_id"], r["license"] or "-", r["license_name"] or "(not given by the source)",
+                 r["license_url"] or "-", r["images"]] for r in counts.get("images_by_source_licence", [])])
+        if counts.get("images_by_source_licence") else "No image in this release.",
     ]
     for name, body in card.items():
         if name == "title":
             continue
         text = body if isinstance(body, str) else "```json\n" + json.dumps(body, indent=2, sort_keys=True, default=str) + "\n```"
-        parts += [f"## {name}", text.strip()]
+        text = text.strip()
+        first, _, rest = text.partition("\n")
+        if first.lstrip("#").strip() == name and first.startswith("#"):  # the body brings its own heading
+            text = rest.strip()
+        parts += [f"## {name}", text]
     return "\n\n".join(parts) + "\n"
 
 
@@ -274,7 +296,7 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     }
     (root / "index.json").write_bytes(json.dumps(index, indent=1, sort_keys=True).encode())
 
-    counts = _counts(manifest, rejected, shards, sam3i_entries, len(images))
+    counts = _counts(manifest, rejected, shards, sam3i_entries, len(images), _licences(used))
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
     files = {}
@@ -315,6 +337,25 @@ def _locked_error(release_uri: str, lock_uri: str, raw: bytes | None) -> Release
         f"If that build is no longer running, delete {lock_uri} and retry.")
 
 
+def _held_by_dead_process(raw: bytes | None) -> bool:
+    """True when a lock names a process on this host that no longer exists. Locks of other
+    hosts are never judged: their builds may be running."""
+    try:
+        holder = json.loads(raw)
+        host, pid = holder["host"], holder["pid"]
+    except Exception:
+        return False
+    if host != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
 class _Lock:
     """Exclusive lock on a release path: O_EXCL file locally, conditional put on S3."""
 
@@ -329,6 +370,22 @@ class _Lock:
         self.body = json.dumps(self.holder, sort_keys=True).encode()
 
     def __enter__(self):
+        try:
+            self._acquire()
+        except ReleaseLockedError:
+            raw = storage.read_or_none(self.uri)
+            if not _held_by_dead_process(raw):
+                raise
+            # a build on this machine was killed while it held the lock: a rerun must resume
+            # without an operator (DESIGN.md section 2), so the lock is taken over
+            log.warning("%s: taking over the lock of a build that is no longer running (%s)",
+                        self.uri, raw.decode(errors="replace"))
+            if storage.read_or_none(self.uri) == raw:  # still that dead build's lock
+                storage.delete(self.uri)
+            self._acquire()
+        return self
+
+    def _acquire(self) -> None:
         if storage.is_s3(self.uri):
             try:
                 self._acquire_s3()
@@ -344,7 +401,6 @@ class _Lock:
                 raise _locked_error(self.release_uri, self.uri, storage.read_or_none(self.uri)) from None
             with os.fdopen(fd, "wb") as f:
                 f.write(self.body)
-        return self
 
     def _acquire_s3(self) -> None:
         from botocore.exceptions import ClientError
@@ -378,11 +434,26 @@ class _Lock:
 # ------------------------------------------------------------------ publish
 
 
-def _existing(out_uri: str, release_id: str) -> ReleaseInfo | None:
-    marker = storage.read_or_none(storage.join(out_uri, RELEASE_MARKER))
-    if marker is None:
+def _read_marker(uri: str) -> dict | None:
+    """The release's `_RELEASE.json`, None when absent; NotAReleaseError when unreadable."""
+    marker_uri = storage.join(uri, RELEASE_MARKER)
+    raw = storage.read_or_none(marker_uri)
+    if raw is None:
         return None
-    info = json.loads(marker)
+    try:
+        info = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NotAReleaseError(f"{marker_uri}: not valid JSON ({e}); the release cannot be trusted") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise NotAReleaseError(f"{marker_uri}: unknown format {found!r}, expected {FORMAT!r}")
+    return info
+
+
+def _existing(out_uri: str, release_id: str) -> ReleaseInfo | None:
+    info = _read_marker(out_uri)
+    if info is None:
+        return None
     if info.get("release_id") != release_id:
         raise ReleaseExistsError(
             f"{out_uri} already holds release {info.get('release_id')}; releases are immutable, "
@@ -441,6 +512,12 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
         for uri in storage.list_prefix(out_uri):
             if uri not in keep:
                 storage.delete(uri)
+        try:  # housekeeping only: the parts cost storage but no reader ever sees them
+            aborted = storage.abort_multipart_uploads(out_uri)
+            if aborted:
+                log.info("%s: aborted %d unfinished multipart upload(s) of an earlier failed build", out_uri, aborted)
+        except Exception as e:
+            log.warning("%s: could not abort unfinished multipart uploads (%s)", out_uri, type(e).__name__)
         current = RELEASE_MARKER
         storage.write_bytes(storage.join(out_uri, RELEASE_MARKER),
                             json.dumps(payload, indent=1, sort_keys=True).encode())
@@ -549,12 +626,9 @@ class Release:
 
 def open_release(uri: str) -> Release:
     uri = str(uri).rstrip("/")
-    marker = storage.read_or_none(storage.join(uri, RELEASE_MARKER))
-    if marker is None:
+    info = _read_marker(uri)
+    if info is None:
         raise NotAReleaseError(
             f"{uri} has no {RELEASE_MARKER}: it is not a published release (its build failed or "
             f"is still running), so it is refused")
-    info = json.loads(marker)
-    if info.get("format") != FORMAT:
-        raise NotAReleaseError(f"{storage.join(uri, RELEASE_MARKER)}: unknown format {info.get('format')!r}")
     return Release(uri, info)

@@ -150,6 +150,8 @@ def image_record(row, split: str, key: str) -> dict:
         "height": int(row.height),
         "sha256": row.sha256,
         "license": None if pd.isna(row.license) else row.license,
+        "license_name": None if pd.isna(row.license_name) else row.license_name,
+        "license_url": None if pd.isna(row.license_url) else row.license_url,
         "unit_id": row.unit_id,
         "split": split,
         "sample_key": key,

@@ -88,8 +88,10 @@ def exists(uri: str) -> bool:
         try:
             s3_client().head_object(Bucket=bucket, Key=key)
             return True
-        except ClientError:
-            return False
+        except ClientError as e:
+            if is_not_found(e):
+                return False
+            raise  # e.g. 403: "no" would hide the real problem behind "not found"
     return Path(uri).exists()
 
 
@@ -175,6 +177,23 @@ def list_prefix(uri: str) -> list[str]:
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
 
+def abort_multipart_uploads(uri: str) -> int:
+    """Abort the unfinished multipart uploads under an s3:// prefix (a crashed upload leaves
+    its parts stored, and billed, but invisible to listings); how many. Local: nothing to do."""
+    if not is_s3(uri):
+        return 0
+    bucket, key = split_s3(uri)
+    prefix = key.rstrip("/") + "/" if key else ""
+    client = s3_client()
+    n = 0
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for up in page.get("Uploads", []):
+            _with_retries(lambda: client.abort_multipart_upload(Bucket=bucket, Key=up["Key"], UploadId=up["UploadId"]),
+                          f"s3://{bucket}/{up['Key']}")
+            n += 1
+    return n
+
+
 def delete(uri: str) -> None:
     """Remove one object/file; missing is not an error."""
     if is_s3(uri):
@@ -192,6 +211,9 @@ def _error_code(e: BaseException | None) -> str:
             return str(code)
         e = e.__cause__ or e.__context__
     return ""
+
+
+error_code = _error_code
 
 
 def is_not_found(e: BaseException) -> bool:

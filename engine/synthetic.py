@@ -284,6 +284,8 @@ def make_dataset(out_dir, n_images: int = 10, seed: int = 0, width: int = 320, h
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     coco = {"info": {"description": f"sam3i-engine synthetic scenes, seed {seed}"},
+            "licenses": [{"id": 1, "name": "CC0 1.0 (generated scenes)",
+                          "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
             "images": [], "annotations": [],
             "categories": [{"id": cid, "name": name, "supercategory": sup}
                            for name, (cid, sup, _) in sorted(CATEGORIES.items(), key=lambda kv: kv[1][0])]}

@@ -2,6 +2,10 @@
 
 Each table module declares its columns once, as a pyarrow schema, plus pandera checks on
 values. `Table.validate` checks a DataFrame; `Table.to_arrow` writes it with exact types.
+
+Columns are required (no nulls) unless named in `nullable`: pyarrow fields are nullable by
+default, so a field's own flag cannot say what the table means. The arrow schema is rebuilt
+with the same rule, so parquet files say which columns may be empty.
 """
 from __future__ import annotations
 
@@ -30,6 +34,15 @@ class Table:
     arrow: pyarrow.Schema
     checks: dict[str, list[pa.Check]] = field(default_factory=dict)
     unique: tuple[str, ...] = ()
+    nullable: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = set(self.nullable) - set(self.arrow.names)
+        if unknown:
+            raise ValueError(f"table {self.name}: nullable names unknown column(s) {sorted(unknown)}")
+        arrow = pyarrow.schema([f.with_nullable(f.name in self.nullable) for f in self.arrow],
+                               metadata=self.arrow.metadata)
+        object.__setattr__(self, "arrow", arrow)
 
     @property
     def columns(self) -> list[str]:
@@ -42,13 +55,19 @@ class Table:
             cols[f.name] = pa.Column(
                 _pandas_dtype(f.type),
                 checks=self.checks.get(f.name, []),
-                nullable=f.nullable,
+                nullable=f.name in self.nullable,
                 coerce=_pandas_dtype(f.type) is not None,
             )
         return pa.DataFrameSchema(cols, strict="filter", unique=list(self.unique) or None)
 
     def validate(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Validate and return the frame with exactly this table's columns, in order."""
+        """Validate and return the frame with exactly this table's columns, in order.
+
+        A nullable column may be missing (a frame or file from before it was added): it is
+        filled with nulls, so adding a nullable column never breaks older data."""
+        missing = [c for c in self.nullable if c not in df.columns]
+        if missing:
+            df = df.assign(**{c: None for c in missing})
         out = self.pandera.validate(df, lazy=True)
         return out[self.columns].reset_index(drop=True)
 

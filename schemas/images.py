@@ -17,7 +17,9 @@ IMAGES = Table(
         ("sha256", pyarrow.string()),         # of the image bytes
         ("n_bytes", pyarrow.int64()),
         ("unit_id", pyarrow.string()),        # work unit (DESIGN.md section 2)
-        pyarrow.field("license", pyarrow.string(), nullable=True),
+        ("license", pyarrow.string()),         # the image record's licence id, as written
+        ("license_name", pyarrow.string()),    # resolved through the source's `licenses` list
+        ("license_url", pyarrow.string()),
     ]),
     checks={
         "width": [pa.Check.gt(0)],
@@ -25,4 +27,5 @@ IMAGES = Table(
         "sha256": [pa.Check.str_length(64, 64)],
     },
     unique=("image_id",),
+    nullable=("license", "license_name", "license_url"),  # sources need not give licences
 )

@@ -26,6 +26,7 @@ import pytest
 
 ACCESS_KEY = "sam3i-test-key"
 SECRET_KEY = "sam3i-test-secret-0123456789"
+PROBE_BUCKET = "ready-probe"  # the readiness check's own bucket; tests use fresh ones
 PORT_FLAGS = (
     "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
     "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
@@ -95,13 +96,22 @@ class WeedServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"weed mini exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                self.client().list_buckets()
+                self._probe()
                 return
-            except Exception as e:  # not listening yet
+            except Exception as e:  # not listening yet, or no volume server registered yet
                 last = e
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"weed mini not ready after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def _probe(self) -> None:
+        """Ready means objects can be stored and read back, not just that buckets list: after a
+        restart the filer answers before its volumes are back, and reads fail with a 500."""
+        client = self.client()
+        if PROBE_BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+            client.create_bucket(Bucket=PROBE_BUCKET)
+        client.put_object(Bucket=PROBE_BUCKET, Key="probe", Body=b"ok")
+        assert client.get_object(Bucket=PROBE_BUCKET, Key="probe")["Body"].read() == b"ok"
 
     def log_tail(self, n: int = 3000) -> str:
         try:

@@ -226,7 +226,7 @@ def _reasons(res, record_type, record_id):
     return list(q.reason[(q.record_type == record_type) & (q.record_id == str(record_id))])
 
 
-def _assert_rest_ingested(res, case, bad_images=(), bad_anns=()):
+def _assert_rest_ingested(res, case, bad_images=(), bad_anns=(), file=None):
     """Everything not named bad was ingested, everything named bad was not."""
     bad_images = set(bad_images)
     bad_anns = set(bad_anns) | {a["id"] for a in case.annotations if a["image_id"] in bad_images}
@@ -236,16 +236,16 @@ def _assert_rest_ingested(res, case, bad_images=(), bad_anns=()):
     assert set(res.instances.orig_id) == want_anns
     assert want_images and want_anns
     assert set(res.quarantine.reason) <= set(REASONS)
-    assert (res.quarantine.file == str(case.json_path)).all()
+    assert (res.quarantine.file == (file or str(case.json_path))).all()
 
 
-def _image_quarantined(res, case, image, reason):
+def _image_quarantined(res, case, image, reason, file=None):
     assert _reasons(res, "image", image["id"]) == [reason]
     for ann in case.anns_of(image):
         assert _reasons(res, "annotation", ann["id"]) == ["unknown_image"]
     details = res.quarantine.detail[res.quarantine.record_type == "annotation"]
     assert details.str.contains(reason).all()
-    _assert_rest_ingested(res, case, bad_images=[image["id"]])
+    _assert_rest_ingested(res, case, bad_images=[image["id"]], file=file)
 
 
 def test_missing_image(tmp_path):
@@ -553,3 +553,152 @@ def test_unreadable_file_permissions(tmp_path, monkeypatch):
 def test_annotation_file_gone(tmp_path):
     with pytest.raises(IngestError, match=f"{tmp_path / 'gone.json'}: annotation file not found"):
         load_coco(str(tmp_path / "gone.json"))
+
+
+# ---------------------------------------------------------------- json edge cases
+
+
+def _raw_case(tmp_path, mutate, replace):
+    """A case whose json text gets a literal json cannot express through Python (a huge int)."""
+    case = make_case(tmp_path)
+    mutate(case)
+    spec = case.write()
+    case.json_path.write_text(case.json_path.read_text().replace('"HUGE"', replace))
+    return case, spec
+
+
+def test_polygon_coordinate_too_large_for_a_float(tmp_path):
+    ann = {}
+
+    def mutate(case):
+        ann.update(_first_polygon_ann(case))
+        next(a for a in case.annotations if a["id"] == ann["id"])["segmentation"] = [[10, 10, 20, 10, "HUGE", 30]]
+
+    case, spec = _raw_case(tmp_path, mutate, "1" + "0" * 400)
+    res = ingest([spec])
+    assert _reasons(res, "annotation", ann["id"]) == ["bad_polygon"]
+    assert res.quarantine.detail.str.contains("too large for a float").any()
+    _assert_rest_ingested(res, case, bad_anns=[ann["id"]])
+
+
+@pytest.mark.parametrize("where", ["image", "annotation"])
+def test_ids_beyond_int64_are_bad_records(tmp_path, where):
+    huge = 2**70
+    picked = {}
+
+    def mutate(case):
+        rec = case.images[0] if where == "image" else case.annotations[0]
+        picked["old"] = rec["id"]
+        rec["id"] = "HUGE"
+
+    case, spec = _raw_case(tmp_path, mutate, str(huge))
+    res = ingest([spec])
+    assert _reasons(res, where, huge) == ["bad_record"]
+    if where == "image":  # its annotations still point at the old id, which is gone
+        assert set(res.quarantine.reason[res.quarantine.record_type == "annotation"]) == {"unknown_image"}
+        _assert_rest_ingested(res, case, bad_images=[picked["old"], "HUGE"])  # the case still holds the placeholder
+    else:
+        _assert_rest_ingested(res, case, bad_anns=["HUGE"])
+
+
+@pytest.mark.parametrize("value", ["no", 2, None, [1]])
+def test_iscrowd_must_be_0_or_1(tmp_path, value):
+    case = make_case(tmp_path)
+    ann = case.annotations[2]
+    ann["iscrowd"] = value
+    res = _build(case)
+    assert _reasons(res, "annotation", ann["id"]) == ["bad_record"]
+    assert res.quarantine.detail.str.contains("iscrowd must be 0 or 1").all()
+    _assert_rest_ingested(res, case, bad_anns=[ann["id"]])
+
+
+def test_licences_are_resolved_from_the_source_list(tmp_path, coco):
+    src = load_sample(COCO_SAMPLE)
+    lic = {x["id"]: x for x in src["licenses"]}
+    by_id = {r["id"]: r for r in src["images"]}
+    for row in coco.images.itertuples():
+        want = lic[by_id[row.orig_id]["license"]]
+        assert (row.license, row.license_name, row.license_url) == (str(want["id"]), want["name"], want["url"])
+    # an unknown licence id, a malformed list entry and a source without a list give no name
+    case = make_case(tmp_path)
+    case.coco["licenses"] = [{"id": 1, "name": " CC BY ", "url": "https://x/by"}, {"name": "no id"}, 7]
+    case.images[0]["license"], case.images[1]["license"] = 1, 99
+    res = _build(case).images.set_index("orig_id")
+    assert tuple(res.loc[case.images[0]["id"], ["license", "license_name", "license_url"]]) == ("1", "CC BY", "https://x/by")
+    assert res.loc[case.images[1]["id"], "license"] == "99" and pd.isna(res.loc[case.images[1]["id"], "license_name"])
+    del case.coco["licenses"]
+    assert _build(case).images["license_name"].isna().all()
+
+
+# ---------------------------------------------------------------- storage failures
+
+
+def _failing_reads(monkeypatch, case, img, error):
+    from engine import storage
+
+    real_read = storage.read_bytes
+
+    def read_bytes(uri):
+        if uri == str(case.image_path(img)):
+            raise error
+        return real_read(uri)
+
+    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+
+
+def test_local_read_error_quarantines_that_image(tmp_path, monkeypatch):
+    case = make_case(tmp_path)
+    img = case.images[1]
+    _failing_reads(monkeypatch, case, img, OSError(5, "Input/output error"))
+    res = _build(case)
+    _image_quarantined(res, case, img, "unreadable_image")
+    assert res.quarantine.detail.str.contains("Input/output error").any()
+
+
+def test_s3_access_denied_quarantines_but_an_outage_stops_the_build(tmp_path, monkeypatch):
+    """A 403 on one object is that record's problem; a store that does not answer is not, and
+    must not turn into 'every image quarantined'."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from engine import storage
+
+    case = make_case(tmp_path)
+    case.write()
+    prefix = "s3://bucket/src"
+    denied = f"{prefix}/images/{case.images[0]['file_name']}"
+    outage = {"on": False}
+
+    def read_bytes(uri):
+        if outage["on"] and "/images/" in uri:
+            raise EndpointConnectionError(endpoint_url="http://s3.example")
+        if uri == denied:
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+        return (case.root / uri[len(prefix) + 1:]).read_bytes()
+
+    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    monkeypatch.setattr(storage, "exists", lambda uri: (case.root / uri[len(prefix) + 1:]).exists())
+    spec = SourceSpec("src", f"{prefix}/instances.json", f"{prefix}/images")
+    res = ingest([spec])
+    _image_quarantined(res, case, case.images[0], "unreadable_image", file=spec.annotations_uri)
+    assert res.quarantine.detail.str.contains(f"cannot read {denied}: AccessDenied", regex=False).any()
+    outage["on"] = True
+    with pytest.raises(IngestError, match=rf"{prefix}/instances.json: image {case.images[0]['id']}: cannot read "
+                                          rf"{denied} \(EndpointConnectionError"):
+        ingest([spec])
+
+
+def test_unreadable_annotation_file_is_named(tmp_path, monkeypatch):
+    from engine import storage
+
+    case = make_case(tmp_path)
+    spec = case.write()
+
+    def denied(uri):
+        raise PermissionError(13, "Permission denied", uri)
+
+    monkeypatch.setattr(storage, "read_bytes", denied)
+    with pytest.raises(IngestError, match=f"{case.json_path}: cannot read the annotation file .*Permission denied"):
+        ingest([spec])
+    monkeypatch.setattr(storage, "exists", denied)
+    with pytest.raises(IngestError, match=f"{case.json_path}: cannot check the annotation file"):
+        resolve_source(str(case.root))

@@ -104,3 +104,32 @@ def test_extract_images_matches_sam3i_file_names(release, tables, tmp_path):
     for split in ("train", "val"):
         for e in release.sam3i(split)["images"]:
             assert (tmp_path / "img" / e["file_name"]).read_bytes() == Path(uri[e["file_name"]]).read_bytes()
+
+
+def test_iter_release_reads_everything_even_inside_a_distributed_job(release, monkeypatch):
+    """iter_release / extract_images are single-process tools: RANK / WORLD_SIZE of a
+    surrounding job must not make them skip the other ranks' shards."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert sorted(s["key"] for s in iter_release(release, decode_image=False)) == _expected_keys(release)
+    assert len(list(make_dataset(release, decode_image=False))) < len(_expected_keys(release))  # this one splits
+
+
+def test_to_sample_takes_any_image_format_and_refuses_ambiguous_members():
+    import io
+    import json
+
+    from PIL import Image
+
+    from engine.reader import to_sample
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 3), (10, 20, 30)).save(buf, format="PPM")
+    meta = {"image": {"image_id": "s:1"}, "instances": [], "targets": []}
+    raw = {"__key__": "s_1", "__url__": "shards/train-000000.tar", "ppm": buf.getvalue(), "json": json.dumps(meta)}
+    s = to_sample(raw)
+    assert s["image_format"] == "ppm" and s["image"].shape == (3, 4, 3) and (s["image"] == (10, 20, 30)).all()
+    with pytest.raises(ValueError, match=r"shards/train-000000.tar: sample s_1 .* found \['png', 'ppm'\]"):
+        to_sample({**raw, "png": b"x"})
+    with pytest.raises(ValueError, match="found none"):
+        to_sample({k: v for k, v in raw.items() if k != "ppm"})

@@ -62,8 +62,12 @@ def test_manifest_is_exactly_the_accepted_instructions(release, inputs):
     acc = instructions[instructions["accepted"]]
     assert sorted(m["instruction_id"]) == sorted(acc["instruction_id"])
     merged = m.merge(acc, on="instruction_id", suffixes=("", "_in"))
-    for col in ("text", "tier", "cardinality", "category", "image_id", "checks", "program", "seed"):
+    lineage = ("source_id", "unit_id", "backend", "model", "prompt_version", "seed", "rounds", "checks")
+    for col in ("text", "tier", "subtype", "cardinality", "category", "image_id", "spec_id", "program") + lineage:
         assert (merged[col] == merged[f"{col}_in"]).all(), col
+    assert (merged["target_ids"].map(list) == merged["target_ids_in"].map(list)).all()
+    sha = dict(zip(inputs[0]["image_id"], inputs[0]["sha256"]))
+    assert (m["image_sha256"] == m["image_id"].map(sha)).all()
     rej = release.rejected
     assert sorted(rej["instruction_id"]) == sorted(instructions.loc[~instructions["accepted"], "instruction_id"])
     assert (rej["reject_reason"] != "").all()
@@ -333,3 +337,67 @@ def test_a_release_where_everything_was_rejected(tmp_path, inputs):
     assert rel.sam3i("train")["images"] == [] and list(iter_release(rel)) == []
     readme = Path(rel.file_uri("README.md")).read_text()
     assert f"| lexical: category noun missing | {len(instructions)} |" in readme
+
+
+def test_card_lists_sources_with_their_licences(release, inputs):
+    images, _, _ = inputs
+    used = images[images["image_id"].isin(set(release.manifest["image_id"]))]
+    rows = release.counts["images_by_source_licence"]
+    assert sum(r["images"] for r in rows) == len(used) == sum(release.counts["samples"].values())
+    want = used.groupby(["license", "license_name", "license_url"]).size()
+    assert {(r["license"], r["license_name"], r["license_url"]): r["images"] for r in rows} == want.to_dict()
+    readme = Path(release.file_uri("README.md")).read_text()
+    assert "## Images per source and licence" in readme
+    for r in rows:
+        assert f"| coco | {r['license']} | {r['license_name']} | {r['license_url']} | {r['images']} |" in readme
+    # the licence travels with each sample too
+    sample = next(iter(_shard_samples(release).values()))["json"]["image"]
+    row = images.set_index("image_id").loc[sample["image_id"]]
+    assert (sample["license_name"], sample["license_url"]) == (row["license_name"], row["license_url"])
+
+
+def test_card_section_that_brings_its_own_heading_is_not_doubled():
+    from engine.release import render_card
+
+    counts = {"instructions": 0, "samples": {"train": 0, "val": 0}, "by_split": {"train": 0, "val": 0},
+              "rejected": 0, "by_tier_cardinality": {t: {} for t in ("concept", "simple", "complex")},
+              "by_tier": {t: 0 for t in ("concept", "simple", "complex")}, "by_subtype": {}, "by_category": {},
+              "shards": {"train": 0, "val": 0}, "sam3i_entries": {"train": 0, "val": 0}, "rejected_by_reason": {}}
+    text = render_card({"Quality report": "## Quality report\n\n- fine", "Notes": "## Other\nkept"}, counts, "r1")
+    assert text.count("## Quality report") == 1 and "- fine" in text
+    assert "## Notes\n\n## Other\nkept" in text  # a different heading is the body's own business
+    assert "No image in this release." in text
+
+
+@pytest.mark.parametrize("marker,problem", [(b'{"release_id": ', "not valid JSON"),
+                                            (b'{"format": "other/9"}', "unknown format 'other/9'"),
+                                            (b"[1]", "unknown format 'list'")])
+def test_a_damaged_marker_is_refused_by_name(tmp_path, inputs, marker, problem):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "_RELEASE.json").write_bytes(marker)
+    with pytest.raises(NotAReleaseError, match=f"{out / '_RELEASE.json'}: {problem}"):
+        open_release(str(out))
+    with pytest.raises(NotAReleaseError, match=problem):  # and a build will not publish over it
+        _build(out, *inputs)
+
+
+def test_lock_of_a_killed_build_on_this_host_is_taken_over(tmp_path, inputs, caplog):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "r"
+    holder = {"user": "me", "host": socket.gethostname(), "pid": gone.pid, "since": "2026-01-01T00:00:00Z",
+              "lock_id": "dead"}
+    (tmp_path / "r.lock").write_text(json.dumps(holder))
+    _build(out, *inputs)
+    assert open_release(str(out)).verify_checksums() == [] and not (tmp_path / "r.lock").exists()
+    assert "no longer running" in caplog.text
+    # a live process on this host keeps its lock
+    alive = {**holder, "pid": os.getppid()}
+    (tmp_path / "r2.lock").write_text(json.dumps(alive))
+    with pytest.raises(ReleaseLockedError, match=f"pid {os.getppid()}"):
+        _build(tmp_path / "r2", *inputs)

@@ -113,3 +113,22 @@ def test_s3_rejects_wrong_credentials(s3_env, monkeypatch):
     with pytest.raises(ClientError) as e:
         storage.write_bytes(f"s3://{s3_env}/x", b"1")
     assert "not-the-secret" not in str(e.value)
+
+
+def test_s3_exists_is_false_only_for_not_found(monkeypatch):
+    class Client:
+        def __init__(self, code):
+            self.code = code
+
+        def head_object(self, Bucket, Key):
+            raise ClientError({"Error": {"Code": self.code, "Message": "x"}}, "HeadObject")
+
+    monkeypatch.setattr(storage, "s3_client", lambda: Client("404"))
+    assert storage.exists("s3://b/k") is False
+    monkeypatch.setattr(storage, "s3_client", lambda: Client("403"))
+    with pytest.raises(ClientError, match="403"):  # "not found" would hide a permissions problem
+        storage.exists("s3://b/k")
+
+
+def test_abort_multipart_uploads_is_a_no_op_locally(tmp_path):
+    assert storage.abort_multipart_uploads(str(tmp_path)) == 0

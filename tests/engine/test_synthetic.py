@@ -93,6 +93,7 @@ def test_ingest_accepts_it_cleanly(dataset):
     assert len(result.quarantine) == 0
     assert len(result.images) == 12
     assert set(result.instances["instance_id"]) == set(dataset.instance_truth("syn"))
+    assert set(result.images["license_name"]) == {"CC0 1.0 (generated scenes)"}  # the card can name it
 
 
 def test_describe_dataset_gives_scene_ready_tables(dataset):

@@ -1,5 +1,6 @@
 """Releases on a real S3-compatible server (SeaweedFS `weed mini`, started by the tests)."""
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -100,41 +101,99 @@ def test_failed_publish_leaves_no_marker_and_releases_the_lock(s3_env, two_sourc
     assert {k.removeprefix("rel/") for k in _keys(bucket, "rel")} == set(info.files) | {"_RELEASE.json"}
 
 
+class _ActMidUpload:
+    """Wraps the S3 client so that `action` runs once `after_bytes` of an upload_file have been
+    sent: the server can then be killed in the middle of a (multipart) upload."""
+
+    def __init__(self, client, after_bytes: int, action):
+        self._client, self._after, self._action = client, after_bytes, action
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def upload_file(self, *args, **kwargs):
+        sent = 0
+
+        def progress(n):
+            nonlocal sent
+            sent += n
+            if sent >= self._after and _ActMidUpload.fired is False:
+                _ActMidUpload.fired = True
+                self._action()
+
+        return self._client.upload_file(*args, Callback=progress, **kwargs)
+
+
+def _kill_mid_upload(monkeypatch, server, after_bytes, then=lambda: None):
+    real = storage.s3_client
+    _ActMidUpload.fired = False
+    monkeypatch.setattr(storage, "s3_client", lambda: _ActMidUpload(real(), after_bytes, lambda: (server.kill(), then())))
+
+
+def _pending_uploads(client, bucket) -> list:
+    return client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
 def test_server_killed_mid_upload(tmp_path, monkeypatch, two_sources):
+    """The server dies while the first shard is half uploaded (multipart): the build fails
+    cleanly (PublishError naming the file), leaves no _RELEASE.json and no visible shard, and
+    the next build (after the operator clears the dead build's lock) completes."""
     server = start_server(tmp_path)
     try:
         for k, v in server.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
         server.client().create_bucket(Bucket="crash")
-        uri = "s3://crash/rel"
-        uploaded = []
-
-        def kill_after_first_shard(rel_path):
-            uploaded.append(rel_path)
-            if len(uploaded) == 1:
-                server.kill()
-
+        uri, cfg = "s3://crash/rel", _cfg()  # one train shard of ~8 MiB: two 5 MiB parts
+        _kill_mid_upload(monkeypatch, server, after_bytes=6 * MiB)
         t0 = time.monotonic()
-        with pytest.raises(PublishError, match=r"failed at shards/.*No _RELEASE.json was written"):
-            build_release(uri, *two_sources, CARD, _cfg(shard_max_count=20), "fp", "code",
-                          on_published=kill_after_first_shard)
-        assert time.monotonic() - t0 < 40
-        assert uploaded == ["shards/train-000000.tar"]
+        with pytest.raises(PublishError, match=r"failed at shards/train-000000.tar.*No _RELEASE.json was written"):
+            build_release(uri, *two_sources, CARD, cfg, "fp", "code")
+        assert _ActMidUpload.fired and time.monotonic() - t0 < 40
+        monkeypatch.undo()
 
         server.start()  # same data folder: what did the crash leave?
+        for k, v in server.env().items():
+            monkeypatch.setenv(k, v)
         assert not storage.exists(f"{uri}/_RELEASE.json")
-        assert "rel/shards/train-000000.tar" in _keys("crash", "rel")
+        assert _keys("crash", "rel") == ["rel/_LOCK"]  # the half-sent shard is not an object
         with pytest.raises(NotAReleaseError, match="no _RELEASE.json"):
             open_release(uri)
         with pytest.raises(NotAReleaseError):
             make_dataset(uri)
+        assert [u["Key"] for u in _pending_uploads(server.client(), "crash")] == ["rel/shards/train-000000.tar"]
         # the dead build could not remove its lock: the next build names it, and after the
-        # operator deletes it the build completes
+        # operator deletes it the build completes and clears the unfinished upload's parts
         with pytest.raises(ReleaseLockedError, match=r"pid \d+.*delete s3://crash/rel/_LOCK"):
-            build_release(uri, *two_sources, CARD, _cfg(shard_max_count=20), "fp", "code")
+            build_release(uri, *two_sources, CARD, cfg, "fp", "code")
         storage.delete(f"{uri}/_LOCK")
-        build_release(uri, *two_sources, CARD, _cfg(shard_max_count=20), "fp", "code")
+        info = build_release(uri, *two_sources, CARD, cfg, "fp", "code")
         assert open_release(uri).verify_checksums() == []
+        assert {k.removeprefix("rel/") for k in _keys("crash", "rel")} == set(info.files) | {"_RELEASE.json"}
+        assert _pending_uploads(server.client(), "crash") == []
+    finally:
+        server.stop()
+
+
+def test_upload_retries_through_a_short_outage(tmp_path, monkeypatch, two_sources, caplog):
+    """The server dies mid-upload and is back a second later: the retries with backoff carry
+    the build through, and the release is complete and intact."""
+    server = start_server(tmp_path)
+    try:
+        for k, v in server.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+        server.client().create_bucket(Bucket="blip")
+        uri = "s3://blip/rel"
+        restart = threading.Timer(1.0, server.start)
+        _kill_mid_upload(monkeypatch, server, after_bytes=6 * MiB, then=restart.start)
+        info = build_release(uri, *two_sources, CARD, _cfg(upload_attempts=6, upload_backoff_s=0.5), "fp", "code")
+        restart.join()
+        assert _ActMidUpload.fired
+        assert any("shards/train-000000.tar: attempt 1/6 failed" in r.getMessage() for r in caplog.records)
+        rel = open_release(uri)
+        assert rel.release_id == info.release_id and rel.verify_checksums() == []
+        assert {k.removeprefix("rel/") for k in _keys("blip", "rel")} == set(info.files) | {"_RELEASE.json"}
+        assert _pending_uploads(server.client(), "blip") == []
     finally:
         server.stop()
