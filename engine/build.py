@@ -115,8 +115,8 @@ def release_fingerprint(data: Ingested, cfg: EngineConfig) -> str:
 def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], quarantine: pd.DataFrame) -> dict:
     lines = [f"- `{s.source_id}`: annotations `{s.annotations_uri}`, images `{s.images_uri}`" for s in sources]
     lines.append("")
-    lines.append("Licences: each image keeps the licence named in its source's `licenses` list "
-                 "(column `license` of the images); COCO annotations are CC BY 4.0.")
+    lines.append("Each image keeps the licence its source names (table of licences below); the "
+                 "annotations keep their source dataset's licence (COCO's: CC BY 4.0).")
     q = quarantine.groupby("reason").size().to_dict() if len(quarantine) else {}
     return {
         "Quality report": report_markdown(report),
