@@ -58,8 +58,12 @@ def make_checkers(cfg: EngineConfig, lexicon: Lexicon) -> dict:
 def _target_category(spec: SpecView, scene: Scene) -> str:
     if spec.target_ids:
         return ",".join(sorted({scene.instances[t]["category"] for t in spec.target_ids}))
-    c = spec.program.get("category") or spec.program.get("affordance")
-    return str(c.value) if c else ""
+    # a negative's absent concept: its category, or every category that has its affordance
+    c = spec.program.get("category")
+    if c is not None:
+        return str(c.value)
+    a = spec.program.get("affordance")
+    return ",".join(sorted(cat for cat, keys in scene.affordances.items() if a and a.value in keys))
 
 
 class UnitWorker:

@@ -125,3 +125,15 @@ def test_category_missing_from_the_lexicon_gets_concept_and_simple_but_no_comple
     assert {"concept", "simple"} <= set(acc["tier"]) and "complex" not in set(acc["tier"])
     assert acc[acc["tier"] == "simple"]["text"].str.contains("zorblax").all()
     assert no_complex_categories(sub.instances) == ["zorblax"]
+
+
+def test_negatives_name_their_absent_concepts(default_run):
+    worker, res = default_run
+    neg = res.instructions[res.instructions["cardinality"] == "negative"]
+    known = set(worker.lexicon.categories())
+    for row in neg.itertuples():
+        cats = row.category.split(",")
+        assert cats and set(cats) <= known, row.category
+        present = set(res.facts[res.facts["image_id"] == row.image_id]["category"])
+        if row.tier != "simple":          # simple negatives are present categories in an absent colour
+            assert not set(cats) & present, (row.text, row.category)
