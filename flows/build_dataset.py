@@ -22,10 +22,11 @@ import sys
 from prefect import flow
 from prefect.logging import get_run_logger
 
-from engine.build import add_build_arguments, engine_config, sources_of, unit_store
+from engine.build import add_build_arguments, sources_of, unit_store
 from flows import progress
-from flows.common import (TRAIN_DEPLOYMENT, RunSummary, absolute, fanout_task, ingest_task,
-                          publish_artifact, publish_task, training_output, workdir_for)
+from flows.common import (TRAIN_DEPLOYMENT, RunSummary, absolute, fanout_task, flow_config, ingest_task,
+                          planned_release_id, publish_artifact, publish_task, refuse_other_release,
+                          training_output, workdir_for)
 
 
 def trigger_training(release_uri: str, output: str) -> str:
@@ -59,11 +60,12 @@ def build_dataset(source: list[str] | str, output: str, images: list[str] | str 
                   config: str | None = None, overrides: list[str] | None = None, seed: int | None = None,
                   trigger_training: bool = False, workdir: str | None = None) -> dict:
     """Build a release at `output` from COCO-style `source`(s); reuse finished units."""
-    cfg = engine_config(config, overrides, seed)
+    cfg = flow_config(config, overrides, seed)
     output = absolute(output)
     sources = sources_of(source, images)
     wd = workdir_for(workdir, output)
     data = ingest_task(sources, cfg, wd)
+    refuse_other_release(output, planned_release_id(data, cfg))
     store = unit_store(wd, cfg)
     fan = fanout_task(data, cfg, store)
     rep, info = publish_task(output, data, store, cfg, sources)
@@ -83,7 +85,12 @@ _trigger = trigger_training  # the flow's parameter shadows the function's name 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.build_dataset", description=__doc__.split("\n\n")[0])
     add_build_arguments(ap)
-    ap.add_argument("--trigger-training", action="store_true")
+    # The flag names are the flow's parameter names (--trigger-training: trigger_training),
+    # so a command line carries over to `prefect deployment run ... --param`; --set's
+    # parameter is `overrides`, accepted here under that name too.
+    ap.add_argument("--overrides", dest="overrides", action="append", metavar="KEY=VALUE", help="same as --set")
+    ap.add_argument("--trigger-training", action="store_true",
+                    help="start train-curriculum on the release (its deployment if one exists, else a subflow)")
     args = ap.parse_args(argv)
     # Embedded mode starts a temporary Prefect server; it has nobody to send telemetry to.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.report import print_report
 
     try:  # bad arguments fail here, before a Prefect server and Ray start
-        engine_config(args.config, args.overrides, args.seed)
+        flow_config(args.config, args.overrides, args.seed)
         sources_of(args.source, args.images)
     except (IngestError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

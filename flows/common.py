@@ -19,7 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from engine import storage
-from engine.build import UNIT_STAGE, Ingested, collect, default_workdir, publish, release_fingerprint, run_ingest
+from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine_config, publish, release_fingerprint,
+                          run_ingest)
 from engine.config import EngineConfig
 from engine.ingest import SourceSpec
 from engine.report import report_markdown
@@ -32,6 +33,16 @@ TRAIN_DEPLOYMENT = "train-curriculum/default"
 
 
 # ------------------------------------------------------------------ parameters
+
+
+def flow_config(config: str | None, overrides: list[str] | str | None, seed: int | None) -> EngineConfig:
+    """The engine config of a run, refused before any work if it sets resources for a Ray
+    stage that does not exist."""
+    from pipelines.resources import check_stages
+
+    cfg = engine_config(config, overrides, seed)
+    check_stages(cfg)
+    return cfg
 
 
 def absolute(uri: str) -> str:
@@ -124,6 +135,20 @@ def planned_release_id(data: Ingested, cfg: EngineConfig) -> str:
     from engine.release import release_id_for
 
     return release_id_for(release_fingerprint(data, cfg), cfg.release, code_version())
+
+
+def refuse_other_release(output: str, release_id: str) -> None:
+    """Fail before any unit runs when `output` already holds another release: releases are
+    immutable, and publishing there would otherwise fail only after all the work."""
+    from engine.release import NotAReleaseError, ReleaseExistsError, open_release
+
+    try:
+        existing = open_release(output)
+    except NotAReleaseError:
+        return  # nothing published there (publishing checks the rest)
+    if existing.release_id != release_id:
+        raise ReleaseExistsError(f"{output} already holds release {existing.release_id}; releases are immutable, "
+                                 f"so release {release_id} must go to a new path (nothing was processed)")
 
 
 def read_latest(output_root: str) -> dict | None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 from prefect import flow
 
 from engine import storage
-from engine.build import engine_config, release_fingerprint, sources_of, unit_store
-from flows.common import (RunSummary, absolute, fanout_task, ingest_task, planned_release_id,
+from engine.build import release_fingerprint, sources_of, unit_store
+from flows.common import (RunSummary, absolute, fanout_task, flow_config, ingest_task, planned_release_id,
                           publish_artifact, publish_task, read_latest, training_output, workdir_for,
                           write_latest)
 
@@ -44,7 +44,7 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
                     config: str | None = None, overrides: list[str] | None = None, seed: int | None = None,
                     trigger_training: bool = False, workdir: str | None = None) -> dict:
     """Process only new or changed units and publish a new release under `output` if anything changed."""
-    cfg = engine_config(config, overrides, seed)
+    cfg = flow_config(config, overrides, seed)
     output = absolute(output)
     sources = sources_of(source, images)
     wd = workdir_for(workdir, output)

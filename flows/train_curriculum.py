@@ -1,10 +1,10 @@
 """train-curriculum: the SAM3-I three-stage curriculum on a published release.
 
 Stage 1 trains the S-adapter on simple instructions, stage 2 the C-adapter on complex ones,
-stage 3 all adapters on every tier (SAM3I_REFERENCE.md, "The curriculum"). This flow opens and
-checks the release, counts the samples each stage would see, writes the plan as JSON, and
-hands it to `model.train.train_curriculum(release_uri, ...)` when that trainer is installed.
-Until then it says plainly that no trainer ran.
+stage 3 all adapters on every tier (SAM3I_REFERENCE.md, "The curriculum"). This flow opens the
+release, re-hashes its files against `_RELEASE.json`, counts the samples each stage would see,
+writes the plan as JSON, and hands it to `model.train.train_curriculum(release_uri, ...)`
+when that trainer is installed. Until then it says plainly that no trainer ran.
 """
 from __future__ import annotations
 
@@ -69,11 +69,20 @@ def call_trainer(trainer, release_uri: str, plan: dict, output_dir: str):
 
 
 @task(name="plan curriculum", cache_policy=NO_CACHE)
-def plan_task(release_uri: str) -> dict:
+def plan_task(release_uri: str, verify: bool = True) -> dict:
+    """Open the release, re-hash its files against _RELEASE.json (`verify`), count per stage."""
     from engine.release import open_release
 
     release = open_release(release_uri)
-    return curriculum_plan(release)
+    if verify:
+        problems = release.verify_checksums()
+        if problems:
+            shown = "\n".join(f"  {p}" for p in problems[:20])
+            raise ValueError(f"{release_uri}: {len(problems)} file(s) do not match the checksums in _RELEASE.json; "
+                             f"refusing to train on a damaged release:\n{shown}")
+    plan = curriculum_plan(release)
+    plan["checksums_verified"] = verify
+    return plan
 
 
 def plan_markdown(plan: dict) -> str:
@@ -86,15 +95,20 @@ def plan_markdown(plan: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_plan(plan: dict) -> None:
+    storage.write_bytes(plan["plan_uri"], json.dumps(plan, indent=1, sort_keys=True, default=repr).encode())
+
+
 @flow(name="train-curriculum", log_prints=True)
-def train_curriculum(release_uri: str, output: str | None = None) -> dict:
+def train_curriculum(release_uri: str, output: str | None = None, verify: bool = True) -> dict:
     """Plan (and, when a trainer is installed, run) the curriculum on `release_uri`.
 
     `output` is where the plan (and the trainer's checkpoints) go; default
     `.sam3i-train/<release_id>` under the current directory. The release itself is immutable.
+    `verify` re-hashes every release file first (a damaged release is refused).
     """
     log = get_run_logger()
-    plan = plan_task(release_uri)
+    plan = plan_task(release_uri, verify)
     out = output or os.path.abspath(os.path.join(".sam3i-train", plan["release_id"]))
     plan["plan_uri"] = storage.join(out, "training_plan.json")
     trainer = find_trainer()
@@ -102,8 +116,8 @@ def train_curriculum(release_uri: str, output: str | None = None) -> dict:
         plan["status"] = (f"no trainer installed ({TRAINER_MODULE}.{TRAINER_FUNCTION} not found): "
                           f"plan written, nothing trained")
     else:
-        plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} called"
-    storage.write_bytes(plan["plan_uri"], json.dumps(plan, indent=1, sort_keys=True).encode())
+        plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} running"
+    write_plan(plan)
     for s in plan["stages"]:
         log.info(f"stage {s['stage']} ({'+'.join(s['tiers'])}, {s['trains']}): {s['instructions']} instructions "
                  f"on {s['images']} images")
@@ -112,8 +126,15 @@ def train_curriculum(release_uri: str, output: str | None = None) -> dict:
                     f"The plan is at {plan['plan_uri']}; nothing was trained.")
     else:
         log.info(f"calling {TRAINER_MODULE}.{TRAINER_FUNCTION}({release_uri!r}, ...)")
-        result = call_trainer(trainer, release_uri, plan, out)
+        try:
+            result = call_trainer(trainer, release_uri, plan, out)
+        except Exception as e:
+            plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} failed: {type(e).__name__}: {e}"
+            write_plan(plan)
+            raise
         json_like = isinstance(result, (dict, list, str, int, float, type(None)))
         plan["trainer_result"] = result if json_like else repr(result)
+        plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} called and returned"
+        write_plan(plan)
     create_markdown_artifact(plan_markdown(plan), key="train-curriculum", description=plan["status"])
     return plan

@@ -10,13 +10,17 @@ The pool is driven with `ray.wait` rather than `ray.util.ActorPool` because Acto
 handing work to an actor that has died; here a dead actor is replaced and its unit retried.
 A unit that still fails after `cfg.ray.max_retries` retries is reported, with every other
 failure, in one `UnitsFailedError` raised after all other units have finished and been stored:
-nothing is silently dropped, and a rerun only redoes the failed units.
+nothing is silently dropped, and a rerun only redoes the failed units. An actor whose
+constructor fails (a backend that cannot load) does not use up the unit's retries; once more
+than `max_retries` actors have failed to start, no further unit is dispatched and
+`WorkersCannotStartError` names the constructor's error and every unit left undone.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 from collections import deque
@@ -24,11 +28,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from engine.config import EngineConfig
 from engine.workdir import UnitStore
-from pipelines.resources import actor_options, ensure_ray, pool_size, stage_resources
+from pipelines.resources import actor_options, check_stages, ensure_ray, pool_size, stage_resources
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,17 @@ class UnitStats:
 class UnitsFailedError(RuntimeError):
     """Some units failed on every attempt; `failures` maps unit id -> last error."""
 
-    def __init__(self, failures: dict[str, str], done: list[str]):
+    def __init__(self, failures: dict[str, str], done: list[str], headline: str | None = None):
         self.failures = dict(sorted(failures.items()))
         self.done = done
         lines = "\n".join(f"  {u}: {err}" for u, err in self.failures.items())
-        super().__init__(f"{len(self.failures)} unit(s) failed after all retries "
-                         f"({len(done)} others finished and are stored):\n{lines}")
+        head = headline or f"{len(self.failures)} unit(s) failed after all retries"
+        super().__init__(f"{head} ({len(done)} others finished and are stored):\n{lines}")
+
+
+class WorkersCannotStartError(UnitsFailedError):
+    """The stage's actors fail in their constructor (bad backend config, model that will not
+    load): no unit can run, so the units left are reported as not run, with the cause once."""
 
 
 class UnitActor:
@@ -81,13 +90,25 @@ class UnitActor:
                          time.perf_counter() - t0, os.getpid(), self.node, attempt)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def describe_error(e: Exception) -> str:
+    """One line saying what went wrong in a worker, with the worker's own exception when known."""
     if isinstance(e, RayTaskError) and e.cause is not None:
         cause = e.cause
         return f"{type(cause).__name__}: {cause}"
+    lines = [ln.strip() for ln in _ANSI.sub("", str(e)).splitlines() if ln.strip()]
+    if isinstance(e, RayActorError) and e.actor_init_failed:
+        # Ray's message is its own header plus the constructor's traceback; the last line is
+        # the constructor's exception ("ValueError: ...").
+        return f"worker could not start: {lines[-1] if lines else type(e).__name__}"
     if isinstance(e, RayActorError):
-        return f"worker process died ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-    return f"{type(e).__name__}: {e}"
+        # header, tab-indented ids, then why the process died (exit type and detail)
+        why = [ln for ln in lines[1:] if not ln.startswith(("class_name:", "actor_id:", "pid:", "name:",
+                                                             "namespace:", "ip:"))]
+        return f"worker process died ({type(e).__name__}: {' '.join(why) or (lines[0] if lines else '')})"
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 @contextlib.contextmanager
@@ -110,6 +131,7 @@ def run_units_on_ray(data, pending: list[str], cfg: EngineConfig, store: UnitSto
     `worker_cls(cfg)` must give an object with `.run(unit_id, images, instances) -> UnitResult`;
     the default is `engine.stages.UnitWorker`.
     """
+    check_stages(cfg, stage)
     if not pending:
         return []
     with ray_session(cfg, stage):
@@ -128,11 +150,13 @@ def _drive_pool(data, pending, cfg, store, on_done, worker_cls, stage, on_stats)
     inflight: dict = {}
     stats: list[UnitStats] = []
     failures: dict[str, str] = {}
+    start_failures: list[str] = []   # constructor errors: the worker's fault, not the unit's
+    cannot_start = False
     log.info("running %d units on %d %s actors (num_cpus=%s, num_gpus=%s)", len(pending), n, stage,
              res.num_cpus, res.num_gpus)
     try:
-        while queue or inflight:
-            while idle and queue:
+        while inflight or (queue and not cannot_start):
+            while idle and queue and not cannot_start:
                 actor = idle.pop()
                 unit_id, attempt = queue.popleft()
                 images, instances = data.unit(unit_id)
@@ -141,15 +165,20 @@ def _drive_pool(data, pending, cfg, store, on_done, worker_cls, stage, on_stats)
             actor, unit_id, attempt = inflight.pop(ref)
             try:
                 st = ray.get(ref)
-            except (RayActorError, RayTaskError) as e:
+            except RayError as e:
+                error = describe_error(e)
                 if isinstance(e, RayActorError):
                     # The process is gone: replace it so the pool keeps its size.
                     actors.remove(actor)
                     actor = remote_cls.remote(*args)
                     actors.append(actor)
-                error = describe_error(e)
                 idle.append(actor)
-                if attempt < cfg.ray.max_retries:
+                if isinstance(e, RayActorError) and e.actor_init_failed:
+                    start_failures.append(error)
+                    log.warning("a %s worker could not start (%d time(s)): %s", stage, len(start_failures), error)
+                    queue.appendleft((unit_id, attempt))  # the unit never ran
+                    cannot_start = len(start_failures) > cfg.ray.max_retries
+                elif attempt < cfg.ray.max_retries:
                     log.warning("unit %s failed (attempt %d), retrying: %s", unit_id, attempt + 1, error)
                     queue.append((unit_id, attempt + 1))
                 else:
@@ -165,6 +194,13 @@ def _drive_pool(data, pending, cfg, store, on_done, worker_cls, stage, on_stats)
     finally:
         for a in actors:
             ray.kill(a)
+    done = [s.unit_id for s in stats]
+    if cannot_start:
+        failures.update({u: "not run: no worker could start" for u, _ in queue})
+        raise WorkersCannotStartError(failures, done, headline=(
+            f"the {stage} workers fail to start ({len(start_failures)} tries): "
+            f"{start_failures[-1].removeprefix('worker could not start: ')}; "
+            f"{len(failures)} unit(s) not done"))
     if failures:
-        raise UnitsFailedError(failures, [s.unit_id for s in stats])
+        raise UnitsFailedError(failures, done)
     return stats

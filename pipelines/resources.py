@@ -28,8 +28,24 @@ FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "AWS_ACCESS_KEY_ID", "AWS
 log = logging.getLogger(__name__)
 
 
+# The Ray stages the fan-out runs. Today the whole per-unit chain (describe -> plan -> generate
+# -> check -> dedup) is one stage, "unit": its actors hold the generator and checkers, so a
+# model-backed backend gets a GPU with `ray.stages.unit.num_gpus`.
+STAGES = ("unit",)
+
+
 def stage_resources(cfg: EngineConfig, stage: str = "unit") -> StageResources:
     return cfg.ray.stages.get(stage, StageResources())
+
+
+def check_stages(cfg: EngineConfig, *running: str) -> None:
+    """Refuse resources configured for a stage that does not exist, rather than ignore them
+    (`ray.stages.generate.num_gpus=1` would otherwise silently leave generation on CPUs)."""
+    unknown = sorted(set(cfg.ray.stages) - set(STAGES) - set(running))
+    if unknown:
+        raise ValueError(f"ray.stages.{unknown[0]}: no such Ray stage; the fan-out runs "
+                         f"{', '.join(repr(s) for s in dict.fromkeys(STAGES + running))} (set resources "
+                         f"with ray.stages.unit.num_cpus / num_gpus / concurrency)")
 
 
 def actor_options(res: StageResources) -> dict:

@@ -115,8 +115,9 @@ def write_contact_sheets(items: pd.DataFrame, pictures: dict[str, tuple[bytes, s
 def print_estimate(console: Console, est: Estimate, reasons: dict[str, int]) -> None:
     t = RichTable(title=f"Precision ({est.confidence:.0%} Wilson intervals)", box=box.SIMPLE_HEAD)
     t.caption = "N = instructions in the stratum; low/high = interval bounds"
-    for col in ("stratum", "N", "sampled", "judged", "correct", "precision", "low", "high"):
-        t.add_column(col, justify="left" if col == "stratum" else "right", no_wrap=True)
+    t.add_column("stratum", overflow="fold")  # long --by strata wrap; the numbers keep their headers
+    for col in ("N", "sampled", "judged", "correct", "precision", "low", "high"):
+        t.add_column(col, justify="right", no_wrap=True, min_width=max(len(col), 5))
     f = lambda v: "–" if v is None else f"{v:.3f}"
     for s in est.strata:
         t.add_row(s.stratum, str(s.population), str(s.sampled), str(s.judged), str(s.correct),
@@ -126,6 +127,14 @@ def print_estimate(console: Console, est: Estimate, reasons: dict[str, int]) -> 
               str(sum(s.sampled for s in est.strata)), str(est.judged), str(sum(s.correct for s in est.strata)),
               f(est.precision), f(est.low), f(est.high), style="bold")
     console.print(t)
+    if est.judged == 0:
+        console.print("no verdicts yet: judge the sample with --interactive, or fill labels_template.csv "
+                      "and pass it with --labels FILE", highlight=False)
+    elif est.missing_strata:
+        n = len(est.missing_strata)
+        console.print(f"overall precision is undefined until every stratum has a verdict: {n} "
+                      f"{'stratum has' if n == 1 else 'strata have'} none yet ({', '.join(est.missing_strata)})",
+                      highlight=False)
     if reasons:
         r = RichTable(title="Failure reasons", box=box.SIMPLE_HEAD)
         r.add_column("reason")
@@ -234,6 +243,9 @@ def run(args, console: Console) -> int:
 
     pop = population(release, args.rejected)
     sample = draw(pop, release.release_id, spec)
+    if sample.population_size == 0:
+        console.print(f"nothing to sample: release {release.release_id} has no "
+                      f"{'rejected candidates' if args.rejected else 'accepted instructions'}", highlight=False)
     console.print(f"release {release.release_id} ({release.uri}): {sample.population_size} "
                   f"{'rejected candidates' if args.rejected else 'instructions'} in {len(sample.strata)} strata; "
                   f"sample of {len(sample)} ({spec.describe()})", highlight=False)

@@ -94,19 +94,25 @@ def check_sample(shard: str, key: str, members: dict[str, bytes]) -> tuple[Sampl
     image = members.get(ext) if ext else None
     if image is None:
         problems.append(f"{where}: no image member")
+    if meta is not None:
+        try:
+            w, h = int(meta["image"]["width"]), int(meta["image"]["height"])
+        except (KeyError, TypeError, ValueError) as e:
+            problems.append(f"{where}: json image record has no usable width/height ({type(e).__name__}: {e})")
+            meta = None
     if meta is None:
         return SampleData(shard, key, None, image, ext), problems
-    w, h = int(meta["image"]["width"]), int(meta["image"]["height"])
     if image is not None:
         try:
             with Image.open(io.BytesIO(image)) as im:
                 size = im.size
+                im.load()  # the pixels too, not just the header
             if size != (w, h):
                 problems.append(f"{where}: image is {size[0]}x{size[1]}, its json says {w}x{h}")
         except Exception as e:
             problems.append(f"{where}: image does not decode ({type(e).__name__}: {e})")
     for inst in meta["instances"]:
-        seg = inst.get("segmentation")
+        seg = inst.get("segmentation") if isinstance(inst, dict) else None
         try:
             if not isinstance(seg, dict) or seg.get("size") != [h, w]:
                 raise ValueError(f"RLE size {seg.get('size') if isinstance(seg, dict) else seg!r} "
@@ -114,15 +120,14 @@ def check_sample(shard: str, key: str, members: dict[str, bytes]) -> tuple[Sampl
             if not decode_segmentation(seg, h, w, 0.0).any():
                 raise ValueError("mask is empty")
         except Exception as e:
-            problems.append(f"{where}: instance {inst.get('instance_id')}: mask does not decode to the "
+            name = inst.get("instance_id") if isinstance(inst, dict) else repr(inst)
+            problems.append(f"{where}: instance {name}: mask does not decode to the "
                             f"image size: {getattr(e, 'detail', None) or e}")
     return SampleData(shard, key, meta, image, ext), problems
 
 
-def _contents(meta: dict | None) -> tuple[set[str], set[str]]:
+def _contents(meta: dict) -> tuple[set[str], set[str]]:
     """(instruction ids, instance ids) a sample's json holds."""
-    if meta is None:
-        return set(), set()
     ids = {i["instruction_id"] for g in meta["targets"] for tier in g["instructions"].values() for i in tier}
     return ids, {i["instance_id"] for i in meta["instances"]}
 
@@ -143,7 +148,12 @@ def scan_shard(uri: str, rel: str, keep: set[str], check_all: bool,
             data, problems = check_sample(rel, key, members)
             report.samples_checked += 1
             report.problems.extend(problems)
-            contents[key] = _contents(data.meta)
+            if data.meta is not None:  # a damaged sample is reported once, not again per row
+                try:
+                    contents[key] = _contents(data.meta)
+                except (KeyError, TypeError, AttributeError) as e:
+                    report.problems.append(f"{rel}: sample {key}: json targets are malformed "
+                                           f"({type(e).__name__}: {e})")
             if key in keep:
                 kept[key] = data
 

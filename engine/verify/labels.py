@@ -215,7 +215,8 @@ def read_key() -> str:
     if sys.stdin.isatty():
         import click
 
-        return click.getchar()
+        key = click.getchar()
+        return key if key.strip() else "?"  # Enter or space is no answer (and must not read as end of input)
     line = sys.stdin.readline()
     if not line:
         return ""
@@ -230,7 +231,7 @@ def interactive(items: pd.DataFrame, pictures: dict[str, str], store: VerdictSto
     todo = [r for r in items.itertuples(index=False) if r.item_id not in done]
     counts = {"answered": 0, "skipped": 0, "already": len(items) - len(todo), "quit": False}
     for k, r in enumerate(todo, 1):
-        say(f"\n[{k}/{len(todo)}] {r.item_id}  {r.stratum}  subtype {r.subtype}  category {r.category}")
+        say(f"\n[{k}/{len(todo)}] {r.item_id}  {r.stratum} · subtype: {r.subtype} · category: {r.category}")
         say(f"  “{r.text}”")
         say(f"  picture: {pictures.get(r.item_id, '(none)')}")
         while True:
@@ -249,6 +250,7 @@ def interactive(items: pd.DataFrame, pictures: dict[str, str], store: VerdictSto
                 verdict, reason = KEYS[key]
                 store.add([Verdict(r.item_id, r.instruction_id, store.release_id, verdict, reason, "",
                                    "interactive", now())])
+                say(f"  -> {verdict}" + (f" ({REASON_TEXT[reason]})" if reason else ""))
                 counts["answered"] += 1
                 break
             say(f"  unknown key {key!r}")

@@ -165,7 +165,12 @@ def _item(v: ItemView) -> str:
         why = f" ({REASON_TEXT.get(v.verdict.reason, v.verdict.reason)})" if v.verdict.reason else ""
         verdict = f"<p class='verdict {v.verdict.verdict}'>verdict: {v.verdict.verdict}{escape(why)}</p>"
     name = f"m-{v.item_id}"
-    options = "".join(f"<option value='{r}'>{escape(REASON_TEXT[r])}</option>" for r in REASONS)
+    # the controls start from the stored verdict, so a downloaded CSV keeps it
+    given, given_reason = (v.verdict.verdict, v.verdict.reason) if v.verdict is not None else ("", None)
+    checked = {k: " checked" if given == k else "" for k in ("correct", "wrong")}
+    options = "".join(f"<option value='{r}'{' selected' if r == given_reason else ''}>{escape(REASON_TEXT[r])}</option>"
+                      for r in REASONS)
+    note = escape(v.verdict.note) if v.verdict is not None else ""
     attrs = {"item-id": v.item_id, "instruction-id": v.instruction_id, "stratum": v.stratum, "tier": v.tier,
              "subtype": v.subtype, "cardinality": v.cardinality, "category": v.category, "text": v.text,
              "picture": v.picture_file}
@@ -179,10 +184,10 @@ def _item(v: ItemView) -> str:
 <div class="tags"><span class="tier">{escape(v.tier)}</span><span>{escape(v.subtype)}</span><span class="{neg.strip()}">{escape(v.cardinality)}</span><span>{escape(v.category)}</span></div>
 <div class="meta">image {escape(v.image_id)} · {escape(v.location)}<br>checks: {escape(checks)}</div>
 {extra}{verdict}
-<div class="mark"><label><input type="radio" name="{escape(name)}" value="correct"> correct</label>
-<label><input type="radio" name="{escape(name)}" value="wrong"> wrong</label>
+<div class="mark"><label><input type="radio" name="{escape(name)}" value="correct"{checked["correct"]}> correct</label>
+<label><input type="radio" name="{escape(name)}" value="wrong"{checked["wrong"]}> wrong</label>
 <select><option value="">reason…</option>{options}</select>
-<input type="text" placeholder="note"></div>
+<input type="text" placeholder="note" value="{note}"></div>
 </div></article>"""
 
 

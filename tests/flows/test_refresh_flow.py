@@ -1,6 +1,6 @@
 """nightly-refresh and build-dataset on the embedded stack (ephemeral Prefect API, local Ray):
-a refresh after new images processes only the new units, an unchanged refresh publishes
-nothing, and build-dataset reuses the same finished units and hands its release to training."""
+a refresh after new images and an edited annotation processes only the new and changed units,
+an unchanged refresh publishes nothing, and build-dataset reuses the same finished units and hands its release to training."""
 from __future__ import annotations
 
 import atexit
@@ -24,7 +24,7 @@ from prefect.testing.utilities import prefect_test_harness
 from engine.build import run_ingest
 from engine.config import load_config
 from engine.ingest import resolve_source
-from engine.release import open_release
+from engine.release import ReleaseExistsError, open_release
 from flows.build_dataset import build_dataset
 from flows.common import LATEST
 from flows.nightly_refresh import RELEASES, nightly_refresh
@@ -73,14 +73,19 @@ def test_refresh_processes_only_new_units_then_nothing(prefect_api, tmp_path, mo
     assert first["published"] and set(first["units_run"]) == units_first and first["units_reused"] == []
     assert first["ray_workers"] == 2
 
+    # one annotation of the first image changes, and the rest of the sample is appended
+    edited = case.anns_of(min(case.images, key=lambda r: r["id"]))[0]
+    edited["category_id"] = next(c["id"] for c in case.coco["categories"] if c["id"] != edited["category_id"])
     assert grow_to_full_sample(case) > 0
     units_all = unit_ids(case.root, tmp_path / "i2")
     new_units = units_all - units_first
-    assert units_first < units_all and new_units  # appended images leave the earlier units unchanged
+    changed = units_first - units_all
+    assert len(changed) == 1  # only the edited image's unit; appended images leave the others as they were
+    assert len(new_units) > 1  # that unit under its new id, and the units of the appended images
     second = nightly_refresh(**params)
     assert second["published"]
     assert set(second["units_run"]) == new_units
-    assert set(second["units_reused"]) == units_first
+    assert set(second["units_reused"]) == units_first - changed
     assert second["release_id"] != first["release_id"]
     assert json.loads((out / LATEST).read_text())["release_id"] == second["release_id"]
     r1, r2 = open_release(first["release_uri"]), open_release(second["release_uri"])  # both intact
@@ -103,6 +108,13 @@ def test_refresh_processes_only_new_units_then_nothing(prefect_api, tmp_path, mo
     assert single["training"].startswith("subflow train-curriculum: no trainer installed")
     plan = json.loads((wd / "training" / single["release_id"] / "training_plan.json").read_text())
     assert plan["stages"][2]["instructions"] == len(open_release(single["release_uri"]).manifest)
+
+    # A release is immutable: building other inputs into the first release's folder is refused
+    # before any unit runs.
+    with pytest.raises(ReleaseExistsError, match="nothing was processed"):
+        build_dataset(source=str(case.root), output=first["release_uri"], overrides=OVERRIDES,
+                      workdir=str(tmp_path / "fresh-work"))
+    assert not (tmp_path / "fresh-work" / next(wd.glob("cfg-*")).name).exists()
 
     # Each run leaves a markdown artifact: release URI, counts per tier, rejection reasons.
     with get_client(sync_client=True) as c:

@@ -73,7 +73,7 @@ def kill_session(sid: int, timeout: float = 30) -> None:
 
 def release_files(uri: str) -> dict:
     r = open_release(uri)
-    return {"release_id": r.release_id, "manifest": r.manifest, "index": r.index,
+    return {"release_id": r.release_id, "code_version": r.info["code_version"], "manifest": r.manifest, "index": r.index,
             "train": r.sam3i("train"), "val": r.sam3i("val"), "files": r.info["files"]}
 
 
@@ -113,6 +113,8 @@ def test_killed_build_resumes_to_the_same_release(tmp_path):
     assert straight.units_total == units_total and len(straight.units_run) == units_total
 
     got, want = release_files(str(out)), release_files(str(tmp_path / "straight"))
+    assert got["code_version"] == want["code_version"], \
+        "engine/, schemas/ or pipelines/ changed while this test ran; the two builds ran different code"
     assert got["release_id"] == want["release_id"]
     pd.testing.assert_frame_equal(got["manifest"], want["manifest"])
     assert got["manifest"]["instruction_id"].is_unique and len(got["manifest"]) > 0

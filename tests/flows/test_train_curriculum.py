@@ -1,5 +1,6 @@
 """train-curriculum: per-stage sample counts from a real release, the plan file, the plain
-"no trainer installed" status, and the hand-off to model.train.train_curriculum when present."""
+"no trainer installed" status, the hand-off to model.train.train_curriculum when present (and
+its failure, recorded), and the refusal of a release whose files fail their checksums."""
 from __future__ import annotations
 
 import atexit
@@ -66,7 +67,7 @@ def test_flow_without_trainer_writes_plan_and_says_so(prefect_api, release_uri, 
     assert plan["status"].startswith("no trainer installed")
     written = json.loads((tmp_path / "train" / "training_plan.json").read_text())
     assert {s["stage"]: s["instructions"] for s in written["stages"]} == _expected(release_uri)
-    assert written["release_id"] == open_release(release_uri).release_id
+    assert written["release_id"] == open_release(release_uri).release_id and written["checksums_verified"] is True
     assert any("No trainer is installed" in r.getMessage() for r in caplog.records)
 
 
@@ -85,7 +86,39 @@ def test_flow_calls_installed_trainer(prefect_api, release_uri, tmp_path, monkey
     assert len(calls) == 1 and calls[0][0] == release_uri and calls[0][2] == str(tmp_path / "t")
     assert [s["instructions"] for s in calls[0][1]] == list(_expected(release_uri).values())
     assert plan["trainer_result"] == {"trained_stages": 3}
-    assert "called" in plan["status"]
+    assert "called and returned" in plan["status"]
+    written = json.loads((tmp_path / "t" / "training_plan.json").read_text())   # the file says so too
+    assert written["trainer_result"] == {"trained_stages": 3} and written["status"] == plan["status"]
+
+
+def test_a_failing_trainer_fails_the_flow_and_the_plan_file_says_why(prefect_api, release_uri, tmp_path, monkeypatch):
+    def broken(release_uri, output_dir):
+        raise RuntimeError("CUDA out of memory")
+
+    mod = types.ModuleType(TRAINER_MODULE)
+    mod.__spec__ = importlib.machinery.ModuleSpec(TRAINER_MODULE, None)
+    mod.train_curriculum = broken
+    monkeypatch.setitem(sys.modules, TRAINER_MODULE, mod)
+    with pytest.raises(RuntimeError, match="CUDA out of memory"):
+        train_curriculum(release_uri=release_uri, output=str(tmp_path / "t"))
+    written = json.loads((tmp_path / "t" / "training_plan.json").read_text())
+    assert written["status"].endswith("failed: RuntimeError: CUDA out of memory")
+
+
+def test_flow_refuses_a_damaged_release(prefect_api, release_uri, tmp_path, monkeypatch):
+    monkeypatch.setattr("flows.train_curriculum.TRAINER_MODULE", "model.not_installed_trainer")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(release_uri, damaged)
+    shard = next((damaged / "shards").glob("*.tar"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="refusing to train on a damaged release") as err:
+        train_curriculum(release_uri=str(damaged), output=str(tmp_path / "t"))
+    assert shard.name in str(err.value)
+    assert not (tmp_path / "t" / "training_plan.json").exists()
+    plan = train_curriculum(release_uri=str(damaged), output=str(tmp_path / "t"), verify=False)  # asked not to
+    assert plan["checksums_verified"] is False
 
 
 def test_flow_refuses_unpublished_release(prefect_api, tmp_path):

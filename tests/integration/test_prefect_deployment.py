@@ -188,9 +188,12 @@ def test_deployment_run_builds_release_and_triggers_training(stack):
     assert len(plans) == 1
 
     with client(stack) as c:
-        artifact = c.read_latest_artifacts()
-    keys = {a.key for a in artifact}
-    assert {"build-dataset", "train-curriculum"} <= keys
+        artifacts = {a.key: a.data for a in c.read_latest_artifacts()}
+    assert {"build-dataset", "train-curriculum"} <= set(artifacts)
+    built = artifacts["build-dataset"]  # release URI, counts per tier, rejection reasons
+    assert str(output) in built and "rejection reason" in built
+    assert all(f"| {t} | {n} |" in built for t, n in release.counts["by_tier"].items())
+    assert release.release_id in artifacts["train-curriculum"]
 
     # Last, as it re-registers the same three deployments: infra/prefect.yaml, to a work pool.
     prefect_cli(stack, "work-pool", "create", "sam3i", "--type", "process")

@@ -1,6 +1,8 @@
-"""Ray fan-out: real units on an actor pool match the in-process driver; failures are retried,
-then reported unit by unit; a dead worker process is replaced; a GPU stage on a CPU cluster
-is refused instead of hanging."""
+"""Ray fan-out: real units on an actor pool match the in-process driver; units run at the same
+time on different workers; failures are retried, then reported unit by unit; a dead worker
+process is replaced; workers that cannot start are reported with their error; a GPU stage on a
+CPU cluster, or resources for a stage that does not exist, are refused instead of hanging or
+being ignored."""
 from __future__ import annotations
 
 import functools
@@ -15,8 +17,8 @@ import ray
 from engine.build import UNIT_STAGE, Ingested, run_ingest, run_units_locally, unit_store
 from engine.config import load_config
 from engine.ingest import resolve_source
-from pipelines.fanout import UnitsFailedError, run_units_on_ray
-from pipelines.resources import ensure_ray, pool_size, stage_resources
+from pipelines.fanout import UnitsFailedError, WorkersCannotStartError, run_units_on_ray
+from pipelines.resources import check_stages, ensure_ray, pool_size, stage_resources
 from tests.coco_fixtures import COCO_SAMPLE
 
 pytestmark = pytest.mark.integration
@@ -108,6 +110,60 @@ def test_failures_are_retried_then_reported_and_dead_workers_replaced(ray_local,
     assert store.is_done(UNIT_STAGE, crash), "the crashed unit should have been retried on a new actor"
     assert not store.is_done(UNIT_STAGE, bad)
     assert all(store.is_done(UNIT_STAGE, u) for u in e.done)
+
+
+class RendezvousWorker:
+    """Each unit announces itself, then waits for a second unit to have started. Run one at a
+    time, the first unit would wait for ever (here: fail after `wait_s`)."""
+
+    def __init__(self, cfg, flags: str, wait_s: float = 60):
+        self.flags, self.wait_s = Path(flags), wait_s
+
+    def run(self, unit_id, images, instances):
+        import time
+
+        (self.flags / f"{unit_id}.started").touch()
+        deadline = time.monotonic() + self.wait_s
+        while len(list(self.flags.glob("*.started"))) < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{unit_id} ran alone: no other unit started within {self.wait_s} s")
+            time.sleep(0.02)
+        return _Result(unit_id)
+
+
+def test_units_run_at_the_same_time_on_several_workers(ray_local, coco_units, tmp_path):
+    cfg = CFG.model_copy(update={"ray": CFG.ray.model_copy(update={"max_retries": 0})})
+    units = coco_units.unit_ids()[:2]
+    worker = functools.partial(RendezvousWorker, flags=str(tmp_path))
+    stats = run_units_on_ray(coco_units, units, cfg, unit_store(tmp_path / "w", cfg), worker_cls=worker)
+    assert sorted(s.unit_id for s in stats) == sorted(units)
+    assert len({s.pid for s in stats}) == 2
+
+
+class BrokenBackendWorker:
+    def __init__(self, cfg):
+        raise ValueError("generate.backend: no model at /models/missing")
+
+
+def test_workers_that_cannot_start_are_reported_with_their_error(ray_local, coco_units, tmp_path):
+    units = coco_units.unit_ids()
+    store = unit_store(tmp_path / "w", CFG)
+    with pytest.raises(WorkersCannotStartError) as err:
+        run_units_on_ray(coco_units, units, CFG, store, worker_cls=BrokenBackendWorker)
+    e = err.value
+    assert "ValueError: generate.backend: no model at /models/missing" in str(e).splitlines()[0]
+    assert sorted(e.failures) == sorted(units) and e.done == []
+    assert all(v == "not run: no worker could start" for v in e.failures.values())
+    assert not any(store.is_done(UNIT_STAGE, u) for u in units)
+
+
+def test_resources_for_an_unknown_stage_are_refused():
+    cfg = load_config(None, ["ray.stages.generate.num_gpus=1"])
+    with pytest.raises(ValueError, match=r"ray\.stages\.generate: no such Ray stage"):
+        check_stages(cfg)
+    with pytest.raises(ValueError, match="no such Ray stage"):
+        run_units_on_ray(None, [], cfg, None)
+    check_stages(CFG)  # the configured 'unit' stage is fine
 
 
 def test_pool_size_follows_config_and_cluster():

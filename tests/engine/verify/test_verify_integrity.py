@@ -79,6 +79,24 @@ def test_a_mask_of_the_wrong_size_is_detected(release_copy, tmp_path):
     assert f"sample {key}" in text and "mask does not decode to the image size" in text
 
 
+def test_an_unreadable_json_member_is_reported_once(release_copy, tmp_path):
+    """A damaged sample is one problem (plus the checksum), not one more per manifest row in it."""
+    shard = biggest_shard(release_copy)
+    member = next(m for m in members(shard) if m.name.endswith(".json"))
+    data = bytearray(shard.read_bytes())
+    data[member.offset_data + member.size // 2] = 0xFF      # invalid UTF-8, same length
+    shard.write_bytes(bytes(data))
+    key = member.name.split(".")[0]
+    rows = open_release(release_copy).manifest
+    assert (rows["sample_key"] == key).sum() > 0
+    rc, _ = run_cli(release_copy, "--per-stratum", 1, "--integrity", "--out", tmp_path / "a")
+    assert rc == 4
+    problems = json.loads((tmp_path / "a" / "summary.json").read_text())["integrity"]["problems"]
+    about_key = [p for p in problems if key in p]
+    assert len(about_key) == 1 and "json member is unreadable" in about_key[0], about_key
+    assert any("differs from index.json" in p for p in problems)
+
+
 def test_truncated_shard_and_missing_rows_are_reported(release_copy, tmp_path):
     shard = biggest_shard(release_copy)
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 3])

@@ -54,6 +54,7 @@ def test_labels_with_planted_errors_move_the_estimate_and_trip_the_gate(release_
     base = [release_copy, "--per-stratum", 6, "--out", out]
     rc, text = run_cli(*base, "--gate", 0.8)
     assert rc == 3 and "no evidence" in text                     # nothing judged yet
+    assert "no verdicts yet" in text and "--labels FILE" in text  # and the table says how to give some
     items = read_template(out / "labels_template.csv")
     assert len(items) == len(json.loads((out / "summary.json").read_text())["sample"]["items"])
 
@@ -104,6 +105,9 @@ def test_labels_with_planted_errors_move_the_estimate_and_trip_the_gate(release_
     assert tree_digest(Path(release_copy)) == before
     html = (out / "report.html").read_text()
     assert html.count("verdict: wrong") == len(wrong_ids)
+    # the marking controls start from the stored verdicts (a CSV downloaded from the page keeps them)
+    assert html.count('value="wrong" checked') == len(wrong_ids)
+    assert html.count('value="correct" checked') == len(items) - len(wrong_ids)
 
 
 def test_labels_file_errors_name_the_file_and_line(release_uri, tmp_path):
@@ -150,6 +154,8 @@ def test_interactive_labelling_is_resumable(release_uri, tmp_path, monkeypatch, 
         ("correct", None), ("wrong", "ambiguous"), ("wrong", None)]
     assert items[3]["item_id"] not in got                          # skipped, so asked again later
     assert "interactive: 3 answered, 1 skipped, 0 already judged (stopped" in text
+    assert "overall precision is undefined until every stratum has a verdict" in text
+    assert "-> wrong (ambiguous)" in shown                       # each answer is echoed
 
     # restart: answered items are not asked again; the skipped one comes first
     monkeypatch.setattr(sys, "stdin", io.StringIO("5\n"))           # then end of input
@@ -182,3 +188,18 @@ def test_verdicts_and_report_may_not_go_inside_the_release(release_uri, tmp_path
     rc, text = run_cli(release_uri, "--verdicts", tmp_path / "v", "--out", Path(release_uri) / "report")
     assert rc == 2 and "inside the release" in text
     assert not (Path(release_uri) / "verdicts").exists() and not (Path(release_uri) / "report").exists()
+
+
+def test_enter_on_a_terminal_is_no_answer_not_quit(monkeypatch):
+    import click
+
+    from engine.verify.labels import read_key
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    keys = iter(["\r", " ", "y", "\x04"])
+    monkeypatch.setattr(click, "getchar", lambda: next(keys))
+    assert [read_key() for _ in range(4)] == ["?", "?", "y", "\x04"]
