@@ -53,10 +53,24 @@ class PlanConfig(_Section):
 
 
 class GenerateConfig(_Section):
-    # Only the embedded template backend exists so far; the vllm / openai backends of
-    # DESIGN.md section 4 plug in behind engine.generate.base.Generator.
-    backend: Literal["template"] = "template"
+    # `template`: the embedded grammar. `openai`: any OpenAI-compatible server (`vllm serve`,
+    # llama.cpp) through engine/generate/openai_backend.py; the fields below it configure it.
+    backend: Literal["template", "openai"] = "template"
     seed: int = 0
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible API root (ends in /v1)")
+    model: str | None = Field(None, description="served model name; None = the server's first model")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (unset = none)")
+    temperature: float = Field(0.7, ge=0)
+    max_tokens: int = Field(256, gt=0)
+    timeout_s: float = Field(120, gt=0, description="per request")
+    retries: int = Field(3, ge=0, description="retries on connection errors, timeouts, 429 and 5xx")
+    retry_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles per try")
+    prompt_version: str = Field("instruct_v1", description="engine/prompts/<prompt_version>.yaml")
+    prompt_dir: str | None = Field(None, description="folder of prompt files; None = engine/prompts")
+    # response_format: OpenAI's json_schema field (vLLM, llama.cpp, OpenAI); structured_outputs:
+    # vLLM's own extra body field; none: the prompt alone asks for JSON.
+    structured_output: Literal["response_format", "structured_outputs", "none"] = "response_format"
+    send_image: bool = Field(False, description="attach the mask overlay and crop (multimodal servers)")
 
 
 class CheckConfig(_Section):

@@ -47,6 +47,9 @@ def make_generator(cfg: EngineConfig, lexicon: Lexicon):
     if backend == "template":
         from engine.generate.template import TemplateGenerator
         return TemplateGenerator(lexicon)
+    if backend == "openai":
+        from engine.generate.openai_backend import OpenAIGenerator
+        return OpenAIGenerator(cfg.generate, lexicon)
     raise ValueError(f"generate.backend={backend!r} is not available (embedded default: 'template')")
 
 
@@ -141,6 +144,9 @@ class UnitWorker:
     # -- one unit ------------------------------------------------------------------------
     def run(self, unit_id: str, images: pd.DataFrame, instances: pd.DataFrame) -> UnitResult:
         facts, relations = describe(images, instances, self.cfg.facts, load=self.load)
+        bind = getattr(self.generator, "bind_unit", None)
+        if bind is not None:   # model backends that send pictures need the unit's images and masks
+            bind(images, instances)
         scenes = self.scenes(images, facts, relations)
         specs = self.plan(scenes, unit_id)
         image_rows = {r["image_id"]: r for r in images.to_dict("records")}

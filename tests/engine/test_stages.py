@@ -137,3 +137,24 @@ def test_negatives_name_their_absent_concepts(default_run):
         present = set(res.facts[res.facts["image_id"] == row.image_id]["category"])
         if row.tier != "simple":          # simple negatives are present categories in an absent colour
             assert not set(cats) & present, (row.text, row.category)
+
+
+def test_model_backends_get_the_units_images_before_generating(coco):
+    one = coco.images.iloc[:1]
+    sub = type(coco)(one, coco.instances[coco.instances["image_id"].isin(one["image_id"])], coco.quarantine)
+    w = UnitWorker(EngineConfig())
+    seen = []
+
+    class Binding:
+        name, model, prompt_version = "bind", "m", "p"
+
+        def bind_unit(self, images, instances):
+            seen.append((list(images["image_id"]), len(instances)))
+
+        def generate(self, spec, scene, seed, feedback):
+            assert seen, "generate before bind_unit"
+            return w.lexicon.noun(scene.instances[spec.target_ids[0]]["category"]) if spec.target_ids else "x"
+
+    w.generator = Binding()
+    _run(sub, worker=w)
+    assert seen == [(list(one["image_id"]), len(sub.instances))]
