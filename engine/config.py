@@ -73,6 +73,25 @@ class GenerateConfig(_Section):
     send_image: bool = Field(False, description="attach the mask overlay and crop (multimodal servers)")
 
 
+class MLLMChoiceConfig(_Section):
+    # The `mllm_choice` checker (engine/checks/mllm_choice.py): a second model answers which
+    # numbered region an instruction refers to. Runs only when check.policy or check.extra names it.
+    base_url: str | None = Field(None, description="OpenAI-compatible API root; None = generate.base_url")
+    model: str | None = Field(None, description="served model name; None = the server's first model")
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(32, gt=0, description='the answer is {"choice": <n>}')
+    timeout_s: float = Field(120, gt=0)
+    retries: int = Field(3, ge=0)
+    retry_backoff_s: float = Field(1.0, ge=0)
+    prompt_version: str = Field("choice_v1", description="engine/prompts/<prompt_version>.yaml")
+    prompt_dir: str | None = None
+    structured_output: Literal["response_format", "structured_outputs", "none"] = "response_format"
+    send_image: bool = Field(False, description="attach the photo with numbered coloured outlines")
+    distractors: int = Field(3, ge=1, description="wrong region options besides the target and 'none of these'")
+    seed: int = 0
+
+
 class CheckConfig(_Section):
     # Which checkers must pass, per tier. Others may run and are recorded. The defaults suit
     # the template generator, whose every phrasing the lexical checker can parse; with a model
@@ -85,6 +104,8 @@ class CheckConfig(_Section):
     })
     max_rounds: int = Field(3, ge=1, description="generation rounds per spec before rejecting")
     sam3i_iou: float = Field(0.5, gt=0, le=1)
+    extra: list[str] = Field(default_factory=list, description="checkers run and recorded on every candidate, not required")
+    mllm: MLLMChoiceConfig = MLLMChoiceConfig()
 
 
 class DedupConfig(_Section):

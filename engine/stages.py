@@ -42,20 +42,28 @@ class UnitResult:
                 "specs": (SPECS, self.specs), "instructions": (INSTRUCTIONS, self.instructions)}
 
 
-def make_generator(cfg: EngineConfig, lexicon: Lexicon):
+def make_generator(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb):
     backend = cfg.generate.backend
     if backend == "template":
         from engine.generate.template import TemplateGenerator
         return TemplateGenerator(lexicon)
     if backend == "openai":
         from engine.generate.openai_backend import OpenAIGenerator
-        return OpenAIGenerator(cfg.generate, lexicon)
+        return OpenAIGenerator(cfg.generate, lexicon, load=load)
     raise ValueError(f"generate.backend={backend!r} is not available (embedded default: 'template')")
 
 
-def make_checkers(cfg: EngineConfig, lexicon: Lexicon) -> dict:
-    return {"program": ProgramChecker(), "lexical": LexicalChecker(lexicon),
-            "no_category_noun": NoCategoryNounChecker(lexicon)}
+def make_checkers(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb) -> dict:
+    checkers = {"program": ProgramChecker(), "lexical": LexicalChecker(lexicon),
+                "no_category_noun": NoCategoryNounChecker(lexicon)}
+    # model-backed checkers only when asked for (policy or check.extra): the default stays offline
+    wanted = set(cfg.check.extra).union(*cfg.check.policy.values())
+    if "mllm_choice" in wanted:
+        from engine.checks.mllm_choice import MLLMChoiceChecker
+        checkers["mllm_choice"] = MLLMChoiceChecker(cfg.check.mllm, lexicon, load=load,
+                                                    base_url=cfg.check.mllm.base_url or cfg.generate.base_url,
+                                                    no_color_supercategories=cfg.plan.no_color_supercategories)
+    return checkers
 
 
 def _target_category(spec: SpecView, scene: Scene) -> str:
@@ -73,9 +81,16 @@ class UnitWorker:
     def __init__(self, cfg: EngineConfig, lexicon: Lexicon | None = None, load=load_rgb):
         self.cfg = cfg
         self.lexicon = lexicon or load_lexicon()
-        self.generator = make_generator(cfg, self.lexicon)
-        self.checkers = make_checkers(cfg, self.lexicon)
+        self.generator = make_generator(cfg, self.lexicon, load)
+        self.checkers = make_checkers(cfg, self.lexicon, load)
         self.load = load
+
+    def bind(self, images: pd.DataFrame, instances: pd.DataFrame) -> None:
+        """Hand the unit's images and masks to model backends that send pictures."""
+        for part in (self.generator, *self.checkers.values()):
+            bind = getattr(part, "bind_unit", None)
+            if bind is not None:
+                bind(images, instances)
 
     # -- describe + plan -----------------------------------------------------------------
     def scenes(self, images: pd.DataFrame, facts: pd.DataFrame, relations: pd.DataFrame) -> dict[str, Scene]:
@@ -97,7 +112,7 @@ class UnitWorker:
 
     def checks_for(self, spec: SpecView) -> list[str]:
         names = ["program", "lexical"] + (["no_category_noun"] if spec.tier == "complex" else [])
-        return names + [n for n in self.required_checks(spec) if n not in names]
+        return list(dict.fromkeys(names + self.required_checks(spec) + self.cfg.check.extra))
 
     def generate_and_check(self, spec: SpecView, scene: Scene, image_row: dict) -> dict:
         seed = self.cfg.generate.seed
@@ -144,9 +159,7 @@ class UnitWorker:
     # -- one unit ------------------------------------------------------------------------
     def run(self, unit_id: str, images: pd.DataFrame, instances: pd.DataFrame) -> UnitResult:
         facts, relations = describe(images, instances, self.cfg.facts, load=self.load)
-        bind = getattr(self.generator, "bind_unit", None)
-        if bind is not None:   # model backends that send pictures need the unit's images and masks
-            bind(images, instances)
+        self.bind(images, instances)
         scenes = self.scenes(images, facts, relations)
         specs = self.plan(scenes, unit_id)
         image_rows = {r["image_id"]: r for r in images.to_dict("records")}

@@ -1,7 +1,7 @@
 """The Checker protocol: does a candidate text pick out exactly its spec's target set?"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from engine.generate.base import SpecView
@@ -15,9 +15,12 @@ class CheckResult:
     checker: str
     verdict: Verdict
     reason: str = ""
+    # what a model-backed checker asked and got (e.g. mllm_choice's option mapping), for audits
+    detail: dict | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
-        return {"checker": self.checker, "verdict": self.verdict, "reason": self.reason}
+        d = {"checker": self.checker, "verdict": self.verdict, "reason": self.reason}
+        return d | {"detail": self.detail} if self.detail is not None else d
 
 
 class Checker(Protocol):

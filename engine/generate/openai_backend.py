@@ -13,7 +13,8 @@ Works with `vllm serve` / `python -m vllm.entrypoints.openai.api_server`, llama.
   questions and a later round samples afresh;
 - connection errors, timeouts, 429 and 5xx are retried with exponential backoff; a server that
   stays unreachable raises GeneratorServerError naming its URL. Other HTTP errors (a bad model
-  name, an unsupported schema) raise at once: retrying cannot fix configuration.
+  name, an unsupported schema) raise at once: retrying cannot fix configuration. The HTTP
+  client is engine/llm_client.py, shared with the `mllm_choice` checker.
 
 Text that is not JSON of the schema's shape is returned as it came, so the checkers reject it
 with a reason instead of the unit crashing.
@@ -24,14 +25,6 @@ from `bind_unit`.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
-import json
-import os
-import time
-
-import httpx
 import numpy as np
 import pandas as pd
 
@@ -40,34 +33,32 @@ from engine.generate.base import SpecView
 from engine.generate.prompt import Prompt, load_prompt
 from engine.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
+from engine.llm_client import (
+    ChatClient,
+    LLMServerError,
+    derive_seed,
+    parse_json_answer,
+    structured_output,
+)
+from engine.llm_client import jpeg_data_url as _jpeg_url
 from engine.masks import decode
 from engine.programs import Scene
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-IMAGE_MAX_SIDE = 1024
 TINT = np.array([255, 0, 0], dtype=np.float32)
 
 
-class GeneratorServerError(RuntimeError):
+class GeneratorServerError(LLMServerError):
     """The server could not be reached or answered something that is not a chat completion."""
 
 
 def request_seed(seed: int, spec_id: str, round_: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{spec_id}:{round_}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return derive_seed(seed, spec_id, round_)
 
 
 def parse_instruction(content: str | None) -> str:
     """The `instruction` field of a JSON answer, or the text unchanged when it has none."""
     text = content or ""
-    body = text.strip()
-    if body.startswith("```"):             # models without structured output like code fences
-        body = body.strip("`").removeprefix("json").strip()
-    try:
-        # strict=False: grammar engines let raw control characters into JSON strings
-        data = json.loads(body, strict=False)
-    except ValueError:
-        return text
+    data = parse_json_answer(text)
     if isinstance(data, dict) and isinstance(data.get("instruction"), str):
         return data["instruction"].strip()
     return text
@@ -84,57 +75,19 @@ class OpenAIGenerator:
         self.base_url = cfg.base_url.rstrip("/")
         self.load = load
         self.requests = 0                  # chat completions answered, for tests and logs
-        self._client: httpx.Client | None = None
+        self.http = ChatClient.from_config(cfg, self.base_url, error=GeneratorServerError)
         self._unit: tuple[dict, dict] | None = None
         self.model = cfg.model or self._first_model()
 
     # -- HTTP --------------------------------------------------------------------------------
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            key = os.environ.get(self.cfg.api_key_env, "")
-            headers = {"Authorization": f"Bearer {key}"} if key else {}
-            self._client = httpx.Client(timeout=self.cfg.timeout_s, headers=headers)
-        return self._client
-
-    def __getstate__(self):                # picklable for Ray: the client is rebuilt on use
-        return self.__dict__ | {"_client": None}
-
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.http.close()
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        url = f"{self.base_url}{path}"
-        tries = self.cfg.retries + 1
-        delay = self.cfg.retry_backoff_s
-        for attempt in range(tries):
-            try:
-                r = self.client.request(method, url, json=body)
-            except httpx.TransportError as e:     # refused, reset, DNS, timeouts
-                error = f"{type(e).__name__}: {e}"
-            else:
-                if r.status_code < 400:
-                    try:
-                        return r.json()
-                    except ValueError:
-                        raise GeneratorServerError(f"{method} {url}: answer is not JSON: {r.text[:300]!r}") from None
-                if r.status_code not in RETRY_STATUS:
-                    raise GeneratorServerError(f"{method} {url}: HTTP {r.status_code}: {r.text[:500]}")
-                error = f"HTTP {r.status_code}: {r.text[:300]}"
-            if attempt + 1 < tries:
-                time.sleep(delay)
-                delay *= 2
-        raise GeneratorServerError(f"the OpenAI-compatible server at {self.base_url} did not answer "
-                                   f"{method} {path} after {tries} tries; last error: {error}")
+        return self.http.request(method, path, body)
 
     def _first_model(self) -> str:
-        data = self._request("GET", "/models")
-        models = [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
-        if not models or not models[0]:
-            raise GeneratorServerError(f"{self.base_url}/models lists no model; set generate.model")
-        return models[0]
+        return self.http.first_model("set generate.model")
 
     # -- the Generator protocol --------------------------------------------------------------
     def request_body(self, spec: SpecView, scene: Scene, seed: int, feedback: list[str]) -> dict:
@@ -150,21 +103,10 @@ class OpenAIGenerator:
             "max_tokens": self.cfg.max_tokens,
             "seed": request_seed(seed, spec.spec_id, len(feedback)),
         }
-        schema = self.prompt.schema
-        if self.cfg.structured_output == "response_format":
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "instruction", "schema": schema, "strict": True}}
-        elif self.cfg.structured_output == "structured_outputs":
-            body["structured_outputs"] = {"json": schema}
-        return body
+        return body | structured_output(self.cfg.structured_output, "instruction", self.prompt.schema)
 
     def generate(self, spec: SpecView, scene: Scene, seed: int, feedback: list[str]) -> str:
-        data = self._request("POST", "/chat/completions", self.request_body(spec, scene, seed, feedback))
-        try:
-            message = data["choices"][0]["message"]
-        except (KeyError, IndexError, TypeError):
-            raise GeneratorServerError(f"{self.base_url}/chat/completions: not a chat completion: "
-                                       f"{json.dumps(data)[:300]}") from None
+        message = self.http.chat(self.request_body(spec, scene, seed, feedback))
         self.requests += 1
         return parse_instruction(message.get("content"))
 
@@ -195,12 +137,3 @@ class OpenAIGenerator:
             urls.append(_jpeg_url(rgb[max(0, ys.min() - my):ys.max() + my + 1, max(0, xs.min() - mx):xs.max() + mx + 1]))
         return urls
 
-
-def _jpeg_url(rgb: np.ndarray) -> str:
-    from PIL import Image
-
-    img = Image.fromarray(rgb)
-    img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=85)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -101,6 +101,7 @@ def recheck(items: pd.DataFrame, samples: dict[tuple[str, str], SampleData], cfg
         return imageio.decode_rgb(pixels[uri])
 
     worker = UnitWorker(cfg, load=load)
+    worker.bind(images, instances)
     facts, relations = describe(images, instances, cfg.facts, load=load)
     scenes = worker.scenes(images, facts, relations)
     changes: list[Change] = []

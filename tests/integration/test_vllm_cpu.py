@@ -145,3 +145,59 @@ def test_later_rounds_carry_the_feedback(run, unit):
             # the reason the lexical checker gave the previous round's answer is in this prompt
             reason = lexical.check(answer(exchanges[r - 1]).strip(), specs[row.spec_id], scenes[row.image_id]).reason
             assert "rejected by the checkers" in prompts[r] and f"- lexical: {reason}" in prompts[r]
+
+
+# ---- the mllm_choice checker against the same server ------------------------------------------------
+# The template generator writes the texts (no request); every candidate gets one multiple-choice
+# question. The random model picks arbitrary options: the test checks the plumbing (schema, enum,
+# answers parsed) and that the verdict is "pass" exactly when the answer is the target's option.
+@pytest.fixture(scope="module")
+def choice_run(vllm, unit):
+    images, instances = unit
+    policy = [f"check.policy.{k}=[program, mllm_choice]" for k in ("concept", "simple", "complex", "negative")]
+    with RecordingProxy(vllm.base_url.removesuffix("/v1")) as proxy:
+        cfg = load_config(None, [f"check.mllm.base_url={proxy.base_url}", "check.mllm.temperature=1.0",
+                                 "check.mllm.seed=3", "check.max_rounds=1", *policy])
+        worker = UnitWorker(cfg)
+        t0 = time.monotonic()
+        res = worker.run("u-vllm", images, instances)
+        elapsed = time.monotonic() - t0
+    return worker, res, proxy, elapsed
+
+
+def test_choice_answers_obey_the_enum_schema(choice_run):
+    worker, res, proxy, elapsed = choice_run
+    chats = proxy.chat()
+    assert len(chats) == len(res.instructions) == worker.checkers["mllm_choice"].requests > 10
+    for e in chats:
+        assert e["status"] == 200 and e["request"]["model"] == SERVED_NAME
+        schema = e["request"]["response_format"]["json_schema"]["schema"]
+        numbers = schema["properties"]["choice"]["enum"]
+        lines = [ln for ln in e["request"]["messages"][1]["content"].splitlines() if ln[:1].isdigit()]
+        assert numbers == list(range(1, len(lines) + 1)) and len(numbers) >= 2
+        choice = e["response"]["choices"][0]
+        assert choice["finish_reason"] == "stop", choice
+        data = json.loads(choice["message"]["content"])
+        assert set(data) == {"choice"} and data["choice"] in numbers
+    print(f"\nmllm_choice: {len(chats)} questions in {elapsed:.1f}s")
+
+
+def test_choice_verdicts_follow_the_mapping(choice_run):
+    _, res, proxy, _ = choice_run
+    verdicts = []
+    for row, e in zip(res.instructions.itertuples(), proxy.chat()):   # one question per candidate, in order
+        mine = [c for c in json.loads(row.checks) if c["checker"] == "mllm_choice"]
+        assert len(mine) == 1
+        c, detail = mine[0], mine[0]["detail"]
+        answered = json.loads(e["response"]["choices"][0]["message"]["content"])["choice"]
+        assert detail["choice"] == answered
+        assert detail["options"][str(detail["target"])] == sorted(row.target_ids)   # [] = none of these
+        assert c["verdict"] == ("pass" if answered == detail["target"] else "fail")
+        assert c["reason"].startswith(f"picked option {answered}: ")
+        # required by the policy: accepted exactly when it passed (and dedup kept it)
+        if c["verdict"] == "fail":
+            assert not row.accepted and "mllm_choice: picked option" in row.reject_reason
+        else:
+            assert row.accepted or row.reject_reason.startswith("dedup: ")
+        verdicts.append(c["verdict"])
+    assert "fail" in verdicts

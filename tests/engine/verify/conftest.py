@@ -37,6 +37,6 @@ def release_with_rejections(tmp_path_factory) -> str:
     """Like release_uri, but the complex tier must also pass a checker this build lacks, so every
     complex candidate is rejected (rejected.parquet is not empty)."""
     root = tmp_path_factory.mktemp("verify-release-rejected")
-    cfg = load_config(None, ["check.policy.complex=[program, no_category_noun, mllm_choice]", "check.max_rounds=1"])
+    cfg = load_config(None, ["check.policy.complex=[program, no_category_noun, sam3i]", "check.max_rounds=1"])
     res = build([resolve_source(str(COCO_SAMPLE))], str(root / "release"), cfg, workdir=root / "work")
     return res.release_uri

@@ -10,7 +10,7 @@ from engine.verify.integrity import check_release
 from engine.verify.recheck import recheck
 from engine.verify.sample import SampleSpec, draw
 
-POLICY = "check.policy.complex=[program, no_category_noun, mllm_choice]"
+POLICY = "check.policy.complex=[program, no_category_noun, sam3i]"
 
 
 def run_cli(*args) -> tuple[int, str]:
@@ -49,12 +49,12 @@ def test_recheck_of_rejected_candidates_follows_the_config(release_with_rejectio
     assert rc == 0, text
     same = json.loads((tmp_path / "same" / "summary.json").read_text())
     assert same["recheck"]["rechecked"] > 0 and same["recheck"]["changes"] == []
-    # under the default policy (no mllm_choice required) they would now be accepted
+    # under the default policy (no sam3i required) they would now be accepted
     rc, text = run_cli(*base, "--out", tmp_path / "default")
     changes = json.loads((tmp_path / "default" / "summary.json").read_text())["recheck"]["changes"]
     decisions = [c for c in changes if c["checker"] == "decision"]
     assert decisions and all((c["stored"], c["now"]) == ("rejected", "accepted") for c in decisions)
-    assert {c["checker"] for c in changes} == {"decision", "mllm_choice"}
+    assert {c["checker"] for c in changes} == {"decision", "sam3i"}
     assert "recheck:" in text and "changed" in text
 
 
