@@ -26,12 +26,12 @@ from string import Template
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.checks.base import CheckResult
 from engine.config import MLLMChoiceConfig
 from engine.generate.base import SpecView
+from engine.generate.prompt import read_prompt_file
 from engine.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
 from engine.llm_client import (
@@ -44,7 +44,6 @@ from engine.llm_client import (
 from engine.masks import decode
 from engine.programs import Scene
 
-PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
 NONE_TEXT = "none of these: the instruction matches nothing in the image"
 MAX_MEMBERS_LISTED = 8       # a group option lists this many members; more would drown the question
 # outline colours, in option order; distinct on photos and nameable in the prompt
@@ -68,16 +67,7 @@ _PLACEHOLDERS = {"instruction": "", "options": "", "image_note": ""}
 
 def load_choice_prompt(version: str, prompt_dir: str | Path | None = None) -> ChoicePromptFile:
     """engine/prompts/<version>.yaml (or <prompt_dir>/<version>.yaml); its `version` must match."""
-    path = Path(prompt_dir or PROMPT_DIR) / f"{version}.yaml"
-    if not path.exists():
-        have = sorted(p.stem for p in path.parent.glob("*.yaml"))
-        raise FileNotFoundError(f"prompt {version!r}: {path} does not exist (available: {have})")
-    try:
-        data = ChoicePromptFile.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as e:
-        raise ValueError(f"{path}: not a valid choice prompt file: {e}") from None
-    if data.version != version:
-        raise ValueError(f"{path}: declares version {data.version!r}, expected {version!r} (the file name)")
+    data, path = read_prompt_file(version, prompt_dir, ChoicePromptFile, "choice prompt file")
     if "choice" not in data.json_schema.get("properties", {}):
         raise ValueError(f"{path}: the schema has no `choice` property")
     for name in ("system", "user"):

@@ -80,18 +80,24 @@ _PLACEHOLDERS = {k: "" for k in ("concept", "simple", "complex", "tier", "tier_d
                                  "program_json", "rules", "feedback", "reasons")}
 
 
-def load_prompt(version: str, prompt_dir: str | Path | None = None) -> Prompt:
-    """engine/prompts/<version>.yaml (or <prompt_dir>/<version>.yaml); its `version` must match."""
+def read_prompt_file(version: str, prompt_dir: str | Path | None, model, what: str = "prompt file"):
+    """engine/prompts/<version>.yaml (or <prompt_dir>/<version>.yaml), validated with the pydantic
+    `model`; its `version` must match the file name. Returns (data, path)."""
     path = Path(prompt_dir or PROMPT_DIR) / f"{version}.yaml"
     if not path.exists():
         have = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise FileNotFoundError(f"prompt {version!r}: {path} does not exist (available: {have})")
     try:
-        data = PromptFile.model_validate(yaml.safe_load(path.read_text()))
+        data = model.model_validate(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, ValidationError) as e:
-        raise ValueError(f"{path}: not a valid prompt file: {e}") from None
+        raise ValueError(f"{path}: not a valid {what}: {e}") from None
     if data.version != version:
         raise ValueError(f"{path}: declares version {data.version!r}, expected {version!r} (the file name)")
+    return data, path
+
+
+def load_prompt(version: str, prompt_dir: str | Path | None = None) -> Prompt:
+    data, path = read_prompt_file(version, prompt_dir, PromptFile)
     return Prompt(data, str(path))
 
 
