@@ -136,3 +136,33 @@ class ChatClient:
         except (KeyError, IndexError, TypeError):
             raise self.error(f"{self.base_url}/chat/completions: not a chat completion: "
                              f"{json.dumps(data)[:300]}") from None
+
+
+class UnitImages:
+    """The bound unit's images and masks, for model backends that send pictures.
+
+    `bind(images, instances)` is called once per unit (engine.stages.UnitWorker.bind);
+    `pixels(image_id)` reads the image and `mask(instance_id, h, w)` decodes one instance.
+    """
+
+    def __init__(self, load, setting: str):
+        self.load, self.setting = load, setting
+        self._images: dict[str, dict] | None = None
+        self._instances: dict[str, dict] = {}
+
+    def bind(self, images, instances) -> None:
+        self._images = {r["image_id"]: r for r in images.to_dict("records")}
+        self._instances = {r["instance_id"]: r for r in instances.to_dict("records")}
+
+    def pixels(self, image_id: str, spec_id: str):
+        if self._images is None:
+            raise RuntimeError(f"{self.setting} needs the unit's images: call bind_unit(images, instances) first")
+        if image_id not in self._images:
+            raise KeyError(f"image {image_id!r} of spec {spec_id} is not in the bound unit")
+        return self.load(self._images[image_id]["uri"])
+
+    def mask(self, instance_id: str, h: int, w: int):
+        from engine.masks import decode
+
+        return decode(self._instances[instance_id]["rle"], h, w).astype(bool)
+

@@ -35,13 +35,13 @@ from engine.generate.prompt import read_prompt_file
 from engine.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
 from engine.llm_client import (
+    UnitImages,
     ChatClient,
     derive_seed,
     jpeg_data_url,
     parse_json_answer,
     structured_output,
 )
-from engine.masks import decode
 from engine.programs import Scene
 
 NONE_TEXT = "none of these: the instruction matches nothing in the image"
@@ -229,15 +229,14 @@ class MLLMChoiceChecker:
         self.http = ChatClient.from_config(cfg, base)
         self.model = cfg.model or self.http.first_model("set check.mllm.model")
         self.requests = 0
-        self._unit: tuple[dict, dict] | None = None
+        self.unit_images = UnitImages(load, "check.mllm.send_image")
 
     def close(self) -> None:
         self.http.close()
 
     def bind_unit(self, images: pd.DataFrame, instances: pd.DataFrame) -> None:
         """The unit's images and instances, for check.mllm.send_image."""
-        self._unit = ({r["image_id"]: r for r in images.to_dict("records")},
-                      {r["instance_id"]: r for r in instances.to_dict("records")})
+        self.unit_images.bind(images, instances)
 
     def question(self, spec: SpecView, scene: Scene) -> Question:
         return build_question(spec, scene, self.lexicon, self.cfg.distractors, self.cfg.seed, self.cfg.send_image,
@@ -286,16 +285,10 @@ class MLLMChoiceChecker:
 
     # -- the picture (check.mllm.send_image) ---------------------------------------------------
     def image_url(self, spec: SpecView, q: Question) -> str:
-        if self._unit is None:
-            raise RuntimeError("check.mllm.send_image needs the unit's images: call bind_unit(images, instances) "
-                               "before check")
-        images, instances = self._unit
-        if spec.image_id not in images:
-            raise KeyError(f"image {spec.image_id!r} of spec {spec.spec_id} is not in the bound unit")
-        rgb = self.load(images[spec.image_id]["uri"])
+        rgb = self.unit_images.pixels(spec.image_id, spec.spec_id)
         h, w = rgb.shape[:2]
         regions = [(o.number, COLOURS[(o.number - 1) % len(COLOURS)][1],
-                    [decode(instances[i]["rle"], h, w).astype(bool) for i in o.ids]) for o in q.options if o.ids]
+                    [self.unit_images.mask(i, h, w) for i in o.ids]) for o in q.options if o.ids]
         return jpeg_data_url(outline_regions(rgb, regions))
 
 

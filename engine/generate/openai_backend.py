@@ -34,6 +34,7 @@ from engine.generate.prompt import Prompt, load_prompt
 from engine.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
 from engine.llm_client import (
+    UnitImages,
     ChatClient,
     LLMServerError,
     derive_seed,
@@ -41,7 +42,6 @@ from engine.llm_client import (
     structured_output,
 )
 from engine.llm_client import jpeg_data_url as _jpeg_url
-from engine.masks import decode
 from engine.programs import Scene
 
 TINT = np.array([255, 0, 0], dtype=np.float32)
@@ -76,7 +76,7 @@ class OpenAIGenerator:
         self.load = load
         self.requests = 0                  # chat completions answered, for tests and logs
         self.http = ChatClient.from_config(cfg, self.base_url, error=GeneratorServerError)
-        self._unit: tuple[dict, dict] | None = None
+        self.unit_images = UnitImages(load, "generate.send_image")
         self.model = cfg.model or self._first_model()
 
     # -- HTTP --------------------------------------------------------------------------------
@@ -113,21 +113,14 @@ class OpenAIGenerator:
     # -- images (generate.send_image) --------------------------------------------------------
     def bind_unit(self, images: pd.DataFrame, instances: pd.DataFrame) -> None:
         """The unit's images and instances, for the image parts of the prompt."""
-        self._unit = ({r["image_id"]: r for r in images.to_dict("records")},
-                      {r["instance_id"]: r for r in instances.to_dict("records")})
+        self.unit_images.bind(images, instances)
 
     def image_urls(self, spec: SpecView) -> list[str]:
-        if self._unit is None:
-            raise RuntimeError("generate.send_image needs the unit's images: call bind_unit(images, instances) "
-                               "before generate")
-        images, instances = self._unit
-        if spec.image_id not in images:
-            raise KeyError(f"image {spec.image_id!r} of spec {spec.spec_id} is not in the bound unit")
-        rgb = self.load(images[spec.image_id]["uri"])
+        rgb = self.unit_images.pixels(spec.image_id, spec.spec_id)
         h, w = rgb.shape[:2]
         mask = np.zeros((h, w), dtype=bool)
         for iid in spec.target_ids:
-            mask |= decode(instances[iid]["rle"], h, w).astype(bool)
+            mask |= self.unit_images.mask(iid, h, w)
         overlay = rgb.astype(np.float32)
         overlay[mask] = 0.45 * overlay[mask] + 0.55 * TINT
         urls = [_jpeg_url(overlay.astype(np.uint8))]
