@@ -24,9 +24,8 @@ from prefect.logging import get_run_logger
 
 from engine.build import add_build_arguments, sources_of, unit_store
 from flows import progress
-from flows.common import (TRAIN_DEPLOYMENT, RunSummary, absolute, fanout_task, flow_config, ingest_task,
-                          planned_release_id, publish_artifact, publish_task, refuse_other_release,
-                          training_output, workdir_for)
+from flows.common import (TRAIN_DEPLOYMENT, RunSummary, fanout_task, flow_config, planned_release_id,
+                          publish_artifact, publish_task, refuse_other_release, start_run, training_output)
 
 
 def trigger_training(release_uri: str, output: str) -> str:
@@ -60,11 +59,8 @@ def build_dataset(source: list[str] | str, output: str, images: list[str] | str 
                   config: str | None = None, overrides: list[str] | None = None, seed: int | None = None,
                   trigger_training: bool = False, workdir: str | None = None) -> dict:
     """Build a release at `output` from COCO-style `source`(s); reuse finished units."""
-    cfg = flow_config(config, overrides, seed)
-    output = absolute(output)
-    sources = sources_of(source, images)
-    wd = workdir_for(workdir, output)
-    data = ingest_task(sources, cfg, wd)
+    run = start_run(source, output, images, config, overrides, seed, workdir)
+    cfg, output, sources, wd, data = run.cfg, run.output, run.sources, run.workdir, run.data
     refuse_other_release(output, planned_release_id(data, cfg))
     store = unit_store(wd, cfg)
     fan = fanout_task(data, cfg, store)

@@ -20,7 +20,7 @@ from prefect.logging import get_run_logger
 
 from engine import storage
 from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine_config, publish, release_fingerprint,
-                          run_ingest)
+                          run_ingest, sources_of)
 from engine.config import EngineConfig
 from engine.ingest import SourceSpec
 from engine.report import report_markdown
@@ -99,6 +99,24 @@ def ingest_task(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> 
     p.finish("ingest", f"{len(data.images)} images, {len(data.instances)} instances, "
                        f"{len(data.unit_ids())} units, {len(data.quarantine)} quarantined")
     return data
+
+
+@dataclass
+class RunStart:
+    """What both build flows do first: config, absolute output, sources, work dir, ingest."""
+    cfg: EngineConfig
+    output: str
+    sources: list[SourceSpec]
+    workdir: Path
+    data: Ingested
+
+
+def start_run(source, output: str, images, config, overrides, seed, workdir) -> RunStart:
+    cfg = flow_config(config, overrides, seed)
+    output = absolute(output)
+    sources = sources_of(source, images)
+    wd = workdir_for(workdir, output)
+    return RunStart(cfg, output, sources, wd, ingest_task(sources, cfg, wd))
 
 
 @task(name="fan-out units", cache_policy=NO_CACHE)

@@ -16,10 +16,9 @@ from __future__ import annotations
 from prefect import flow
 
 from engine import storage
-from engine.build import release_fingerprint, sources_of, unit_store
-from flows.common import (RunSummary, absolute, fanout_task, flow_config, ingest_task, planned_release_id,
-                          publish_artifact, publish_task, read_latest, training_output, workdir_for,
-                          write_latest)
+from engine.build import release_fingerprint, unit_store
+from flows.common import (RunSummary, fanout_task, planned_release_id, publish_artifact, publish_task,
+                          read_latest, start_run, training_output, write_latest)
 
 RELEASES = "releases"
 
@@ -44,11 +43,8 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
                     config: str | None = None, overrides: list[str] | None = None, seed: int | None = None,
                     trigger_training: bool = False, workdir: str | None = None) -> dict:
     """Process only new or changed units and publish a new release under `output` if anything changed."""
-    cfg = flow_config(config, overrides, seed)
-    output = absolute(output)
-    sources = sources_of(source, images)
-    wd = workdir_for(workdir, output)
-    data = ingest_task(sources, cfg, wd)
+    run = start_run(source, output, images, config, overrides, seed, workdir)
+    cfg, output, sources, wd, data = run.cfg, run.output, run.sources, run.workdir, run.data
     store = unit_store(wd, cfg)
     release_id = planned_release_id(data, cfg)
     latest = read_latest(output)

@@ -319,23 +319,7 @@ class LexicalChecker:
             raise _Unverifiable(f"one phrase names several categories {sorted(set(cats))}")
         if cats:
             cs.append(Constraint("category", cats[0]))
-        for t in toks:
-            if t.kind == "SUPER":
-                cs.append(Constraint("supercategory", t.value))
-            elif t.kind == "AFF":
-                cs.append(Constraint("affordance", t.value))
-            elif t.kind == "COLOR":
-                cs.append(Constraint("color", t.value))
-            elif t.kind == "SIZE":
-                cs.append(Constraint("size", t.value))
-            elif t.kind == "POS":
-                cs.append(Constraint("position", t.value))
-            elif t.kind == "SUPERL":
-                cs.append(Constraint("superlative", t.value))
-            elif t.kind == "ORD":
-                cs.append(Constraint("ordinal", t.value))
-            elif t.kind == "COUNT":
-                cs.append(Constraint("count", t.value))
+        cs += [Constraint(_TOKEN_KINDS[t.kind], t.value) for t in toks if t.kind in _TOKEN_KINDS]
         nums = [t.value for t in toks if t.kind == "ORDNUM"]
         sides = [t.value for t in toks if t.kind == "FROM"]
         if len(nums) != len(sides):
@@ -436,6 +420,10 @@ class LexicalChecker:
         if selected == targets:
             return CheckResult(self.name, "pass", said)
         return CheckResult(self.name, "fail", f"{said}, but the target is {sorted(targets) or 'nothing'}")
+
+# token kind -> the constraint kind it stands for, one token one constraint
+_TOKEN_KINDS = {"SUPER": "supercategory", "AFF": "affordance", "COLOR": "color", "SIZE": "size",
+                "POS": "position", "SUPERL": "superlative", "ORD": "ordinal", "COUNT": "count"}
 
 
 def _fmt(prog: Program) -> str:
