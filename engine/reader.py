@@ -55,6 +55,14 @@ class LazyMasks(Mapping):
         return len(self._rle)
 
 
+def _parse_json_fields(record: dict) -> None:
+    """Shards store `program` and `checks` as JSON strings (one schema for every sample, see
+    engine.shard); training code gets them as objects."""
+    for k in ("program", "checks"):
+        if isinstance(record.get(k), str):
+            record[k] = json.loads(record[k]) if record[k] else None
+
+
 def to_sample(raw: dict, decode_image: bool = True, shard_of_url: Mapping[str, str] | None = None) -> dict:
     """A raw webdataset sample (bytes per extension) -> the training sample dict."""
     meta = json.loads(raw["json"])
@@ -68,6 +76,8 @@ def to_sample(raw: dict, decode_image: bool = True, shard_of_url: Mapping[str, s
     instructions: dict[str, list[dict]] = {t: [] for t in TIERS}
     for group in meta["targets"]:
         for tier in TIERS:
+            for r in group["instructions"][tier]:
+                _parse_json_fields(r)
             instructions[tier] += [{**r, "target_key": group["target_key"], "target_ids": group["target_ids"]}
                                    for r in group["instructions"][tier]]
     url = raw.get("__url__", "")

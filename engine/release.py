@@ -1,8 +1,12 @@
 """Build, publish and open releases (DESIGN.md section 6).
 
 A release is a folder or S3 prefix holding `shards/`, `manifest.parquet`, `rejected.parquet`,
-`index.json`, `sam3i_{train,val}.json`, `README.md` and, written last, `_RELEASE.json`: a
-release without it does not exist, and `open_release` refuses it.
+`index.json` (the engine's shard table, all splits), `index-{train,val}.json` (wids indexes,
+one per split), `sam3i/` (the SAM3-I trainer's files per stage and cardinality, with
+`hydra_datasets.yaml`; engine/sam3i_export.py), `saco/` (SAM3's SA-Co format;
+engine/saco_export.py), `README.md` (dataset card whose YAML `configs:` lets
+`datasets.load_dataset(<release dir>)` load the train and val shards) and, written last,
+`_RELEASE.json`: a release without it does not exist, and `open_release` refuses it.
 
 `build_release` writes everything into a local staging folder, then publishes:
 - local: the staging folder is a sibling of the target and is renamed into place (atomic on
@@ -45,7 +49,7 @@ import pyarrow.parquet as pq
 
 from engine import shard, storage
 from engine.config import ReleaseConfig
-from engine.sam3i_export import categories_of, export_split
+from engine import saco_export, sam3i_export
 from engine.split import SPLITS, assign_splits
 from schemas.images import IMAGES
 from schemas.instances import INSTANCES
@@ -160,7 +164,9 @@ def _licences(used: pd.DataFrame) -> list[dict]:
 
 
 def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.ShardInfo],
-            sam3i_entries: dict[str, int], n_images: int, licences: list[dict] | None = None) -> dict:
+            sam3i_entries: dict[str, int], n_images: int, licences: list[dict] | None = None,
+            sam3i_files: list[dict] | None = None, saco_entries: dict[str, int] | None = None,
+            sam3i_excluded: int = 0) -> dict:
     def vc(s: pd.Series) -> dict:
         return {str(k): int(v) for k, v in sorted(s.value_counts().items())}
 
@@ -170,6 +176,9 @@ def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.S
         "samples": {s: sum(x.nsamples for x in shards if x.split == s) for s in SPLITS},
         "shards": {s: sum(1 for x in shards if x.split == s) for s in SPLITS},
         "sam3i_entries": sam3i_entries,
+        "sam3i_excluded": sam3i_excluded,
+        "sam3i_files": sam3i_files or [],
+        "saco_entries": saco_entries or {},
         "instructions": int(len(manifest)),
         "by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
         "by_tier": {t: int((manifest["tier"] == t).sum()) for t in TIERS},
@@ -189,11 +198,24 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def card_front_matter(counts: dict) -> str:
+    """YAML front matter: `configs:` points HuggingFace `datasets` at the shards of each split
+    (without it, `load_dataset(<release dir>)` would pick up the JSON files instead)."""
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in SPLITS:
+        if counts["shards"].get(split):
+            lines += [f"  - split: {split}", f"    path: shards/{split}-*.tar"]
+    if not any(counts["shards"].get(s) for s in SPLITS):
+        lines[-1] = "  data_files: []"
+    return "\n".join(lines + ["---"])
+
+
 def render_card(card: dict, counts: dict, release_id: str) -> str:
     """The dataset card: counts computed here, then the given sections verbatim, in order."""
     title = card.get("title", "SAM3-I instruction dataset")
     tc = counts["by_tier_cardinality"]
     parts = [
+        card_front_matter(counts),
         f"# {title}",
         f"Release `{release_id}`: {counts['instructions']} accepted instructions on "
         f"{sum(counts['samples'].values())} images ({counts['by_split']['train']} train / "
@@ -209,6 +231,18 @@ def render_card(card: dict, counts: dict, release_id: str) -> str:
         _table(["split", "images", "shards", "SAM3-I entries", "instructions"],
                [[s, counts["samples"][s], counts["shards"][s], counts["sam3i_entries"][s], counts["by_split"][s]]
                 for s in SPLITS]),
+        "## SAM3-I training files",
+        "One folder per training stage and cardinality (`sam3i/<stage>/<cardinality>/sam3i_<split>.json`); "
+        "`sam3i/hydra_datasets.yaml` is the dataset list to paste into the SAM3-I Hydra configs, "
+        "`sam3i/datasets.json` the same list for tools. SA-Co files for SAM3's evaluation: "
+        "`saco/saco_<split>.json`. Loaders: `load_dataset(<release dir>)` (HuggingFace), "
+        "`wids.ShardListDataset(\"index-<split>.json\")`, webdataset over `shards/<split>-*.tar` "
+        "(the image member keeps its format's extension: `jpg`, `png` or `webp`).",
+        _table(["file", "stage", "split", "eval mode", "entries"],
+               [[f"`{r['path']}`", r["stage"], r["split"], r["eval_mode"], r["entries"]]
+                for r in counts.get("sam3i_files", [])]) if counts.get("sam3i_files") else "No SAM3-I file.",
+        f"{counts.get('sam3i_excluded', 0)} target(s) left out of the SAM3-I files because the trainer's crowd "
+        "filter would change them (listed in `sam3i/datasets.json`).",
         "## Rejection reasons",
         _table(["reason", "candidates"], [[k or "(none given)", v] for k, v in counts["rejected_by_reason"].items()])
         if counts["rejected_by_reason"] else "No candidate was rejected.",
@@ -267,14 +301,10 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     shards = shard.write_shards(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes)
     shard_of_key = {k: s.path for s in shards for k in s.keys}
 
-    categories = categories_of(metas["train"] + metas["val"])
-    sam3i_id: dict[str, int] = {}
-    sam3i_entries = {}
-    for split in SPLITS:
-        coco, where = export_split(metas[split], categories)
-        (root / f"sam3i_{split}.json").write_bytes(shard.encode_json(coco))
-        sam3i_id.update(where)
-        sam3i_entries[split] = len(coco["images"])
+    categories = sam3i_export.category_table(metas["train"] + metas["val"])
+    exported = sam3i_export.write_export(root, metas, categories, release_id)
+    sam3i_id = exported["entry_of"]
+    saco_entries = saco_export.write_export(root, metas, categories)
 
     img_cols = used.set_index("image_id")
     manifest = accepted.assign(
@@ -289,14 +319,19 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     pq.write_table(INSTRUCTIONS.to_arrow(rejected.reset_index(drop=True)), root / "rejected.parquet")
 
     index = {
-        "wids_version": 1,
         "name": f"sam3i-{release_id}",
         "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize, "sha256": s.sha256,
                        "split": s.split} for s in shards],
     }
     (root / "index.json").write_bytes(json.dumps(index, indent=1, sort_keys=True).encode())
+    for split in SPLITS:  # wids indexes: one per split, urls relative to the index file
+        wids_index = {"wids_version": 1, "name": f"sam3i-{release_id}-{split}",
+                      "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize,
+                                     "sha256": s.sha256} for s in shards if s.split == split]}
+        (root / f"index-{split}.json").write_bytes(json.dumps(wids_index, indent=1, sort_keys=True).encode())
 
-    counts = _counts(manifest, rejected, shards, sam3i_entries, len(images), _licences(used))
+    counts = _counts(manifest, rejected, shards, exported["entries"], len(images), _licences(used),
+                     exported["files"], saco_entries, exported["excluded"])
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
     files = {}
@@ -461,8 +496,8 @@ def _existing(out_uri: str, release_id: str) -> ReleaseInfo | None:
     return ReleaseInfo(out_uri, release_id, info["counts"], info["files"], reused=True)
 
 
-RELEASE_ENTRIES = {"shards", "manifest.parquet", "rejected.parquet", "index.json", "sam3i_train.json",
-                   "sam3i_val.json", "README.md", RELEASE_MARKER, LOCK_NAME}
+RELEASE_ENTRIES = {"shards", "manifest.parquet", "rejected.parquet", "index.json", "index-train.json",
+                   "index-val.json", "sam3i", "saco", "README.md", RELEASE_MARKER, LOCK_NAME}
 
 
 def _check_only_release_files(out_uri: str) -> None:
@@ -598,8 +633,18 @@ class Release:
     def index(self) -> dict:
         return json.loads(storage.read_bytes(self.file_uri("index.json")))
 
-    def sam3i(self, split: str) -> dict:
-        return json.loads(storage.read_bytes(self.file_uri(f"sam3i_{split}.json")))
+    @cached_property
+    def sam3i_datasets(self) -> dict:
+        """`sam3i/datasets.json`: every SAM3-I file with its stage, split, cardinality, eval mode."""
+        return json.loads(storage.read_bytes(self.file_uri("sam3i/datasets.json")))
+
+    def sam3i(self, split: str) -> dict[str, dict]:
+        """relative path -> COCO dict of every SAM3-I file of a split."""
+        return {r["path"]: json.loads(storage.read_bytes(self.file_uri(r["path"])))
+                for r in self.sam3i_datasets["files"] if r["split"] == split}
+
+    def saco(self, split: str) -> dict:
+        return json.loads(storage.read_bytes(self.file_uri(f"saco/saco_{split}.json")))
 
     def shard_uris(self, split: str | None = None) -> list[str]:
         return [self.file_uri(s["url"]) for s in self.index["shardlist"] if split in (None, s["split"])]

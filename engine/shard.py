@@ -80,11 +80,14 @@ def target_key(target_ids: Iterable[str], category: str) -> str:
     return ",".join(ids) if ids else f"none:{category}"
 
 
-def _loads(text: str, what: str, instruction_id: str):
+def _json_text(text: str, what: str, instruction_id: str) -> str:
+    """The manifest's JSON string, checked to parse (stored as a string: its shape varies)."""
     try:
-        return json.loads(text) if text else None
+        if text:
+            json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"instruction {instruction_id}: {what} is not valid JSON: {e}") from None
+    return text or ""
 
 
 def instruction_record(row) -> dict:
@@ -96,8 +99,8 @@ def instruction_record(row) -> dict:
         "subtype": row.subtype,
         "cardinality": row.cardinality,
         "category": row.category,
-        "program": _loads(row.program, "program", row.instruction_id),
-        "checks": _loads(row.checks, "checks", row.instruction_id),
+        "program": _json_text(row.program, "program", row.instruction_id),
+        "checks": _json_text(row.checks, "checks", row.instruction_id),
         "backend": row.backend,
         "model": row.model,
         "prompt_version": row.prompt_version,
@@ -159,8 +162,9 @@ def image_record(row, split: str, key: str) -> dict:
 
 
 def encode_json(obj) -> bytes:
-    """Canonical JSON bytes (sorted keys, no whitespace): equal input -> equal bytes."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Canonical ASCII-safe JSON bytes (sorted keys, no whitespace, non-ASCII escaped): equal
+    input -> equal bytes, and any platform's default decoding reads them."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ there and its pixel size is the one the json states, every instance mask is a va
 exactly that size; and every sampled manifest row is found in its shard, under its sample key,
 with its instruction among the sample's targets. By default only the shards holding sampled
 items are read and only the sampled samples checked; `full=True` (`--integrity`) reads every
-shard, checks every sample and every manifest row, and re-hashes the other release files.
+shard, checks every sample and every manifest row, re-hashes the other release files and runs
+the conformance checker (engine/verify/conformance.py) on every SAM3-I and SA-Co file.
 
 Shards stream (local file or S3 object) through the hash and a tar reader at once, so a shard
 is read once and never held whole in memory; only the sampled samples' bytes are kept.
@@ -24,6 +25,7 @@ from PIL import Image
 
 from engine import storage
 from engine.ingest import decode_segmentation
+from engine.verify.conformance import check_release as check_conformance
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff")
 
@@ -46,6 +48,7 @@ class IntegrityReport:
     files_checked: int = 0
     problems: list[str] = field(default_factory=list)
     full: bool = False
+    conformance: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -53,7 +56,8 @@ class IntegrityReport:
 
     def to_json(self) -> dict:
         return {"full": self.full, "shards_checked": self.shards_checked, "samples_checked": self.samples_checked,
-                "rows_checked": self.rows_checked, "files_checked": self.files_checked, "problems": self.problems}
+                "rows_checked": self.rows_checked, "files_checked": self.files_checked, "problems": self.problems,
+                "conformance": self.conformance}
 
 
 class _HashingReader:
@@ -266,6 +270,10 @@ def check_release(release, items: pd.DataFrame, manifest: pd.DataFrame, full: bo
         others = {rel: v for rel, v in listed.items() if not rel.startswith("shards/")}
         report.files_checked = len(others) + len(shards)
         report.problems.extend(_rehash(release, others))
+        # what SAM3-I's trainer and SAM3's SA-Co reader would do with every export file
+        conformance = check_conformance(release)
+        report.conformance = conformance.to_json()
+        report.problems.extend(f"conformance: {p}" for p in conformance.problems)
     return report, samples
 
 
