@@ -198,15 +198,40 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _hf_feature(name: str, spec, indent: int) -> list[str]:
+    """One HuggingFace card feature (YAML lines) from a shard.SAMPLE_SCHEMA node."""
+    pad = " " * indent
+    if isinstance(spec, dict):
+        out = [f"{pad}- name: {name}", f"{pad}  struct:"]
+        for k, sub in spec.items():
+            out += _hf_feature(k, sub, indent + 2)
+        return out
+    if isinstance(spec, list):
+        if isinstance(spec[0], (dict, list)):
+            out = [f"{pad}- name: {name}", f"{pad}  list:"]
+            for k, sub in spec[0].items():
+                out += _hf_feature(k, sub, indent + 2)
+            return out
+        return [f"{pad}- name: {name}", f"{pad}  list: {spec[0]}"]
+    return [f"{pad}- name: {name}", f"{pad}  dtype: {spec}"]
+
+
 def card_front_matter(counts: dict) -> str:
-    """YAML front matter: `configs:` points HuggingFace `datasets` at the shards of each split
-    (without it, `load_dataset(<release dir>)` would pick up the JSON files instead)."""
+    """YAML front matter for HuggingFace `datasets`: `configs:` points `load_dataset(<release
+    dir>)` at the shards of each split (without it, it would pick up the JSON files), and
+    `dataset_info.features` declares the sample schema (shard.SAMPLE_SCHEMA) and one image
+    column per format, so nothing is inferred from a few samples: every sample loads, whatever
+    its image format, with its json unchanged."""
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
     for split in SPLITS:
         if counts["shards"].get(split):
             lines += [f"  - split: {split}", f"    path: shards/{split}-*.tar"]
     if not any(counts["shards"].get(s) for s in SPLITS):
         lines[-1] = "  data_files: []"
+    lines += ["dataset_info:", "  config_name: default", "  features:"]
+    lines += [f"  - name: {ext}\n    dtype: image" for ext in shard.IMAGE_MEMBER_EXTS]
+    lines += _hf_feature("json", shard.SAMPLE_SCHEMA, 2)
+    lines += ["  - name: __key__", "    dtype: string", "  - name: __url__", "    dtype: string"]
     return "\n".join(lines + ["---"])
 
 

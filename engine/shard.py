@@ -161,6 +161,53 @@ def image_record(row, split: str, key: str) -> dict:
     }
 
 
+# The per-sample json schema, one for every sample: leaf = Arrow type name, [x] = list of x,
+# {..} = record. Loaders that need a declared schema get it from here (the dataset card's
+# HuggingFace `dataset_info.features`); tests check every sample against it.
+_INSTRUCTION = {
+    "instruction_id": "string", "spec_id": "string", "text": "string", "tier": "string", "subtype": "string",
+    "cardinality": "string", "category": "string", "program": "string", "checks": "string", "backend": "string",
+    "model": "string", "prompt_version": "string", "seed": "int64", "rounds": "int64",
+}
+SAMPLE_SCHEMA = {
+    "image": {
+        "image_id": "string", "source_id": "string", "orig_id": "int64", "file_name": "string", "width": "int64",
+        "height": "int64", "sha256": "string", "license": "string", "license_name": "string",
+        "license_url": "string", "unit_id": "string", "split": "string", "sample_key": "string",
+    },
+    "instances": [{
+        "instance_id": "string", "orig_id": "int64", "category_id": "int64", "category": "string",
+        "supercategory": "string", "iscrowd": "bool", "area": "float64", "bbox": ["float64"],
+        "segmentation": {"size": ["int64"], "counts": "string"},
+    }],
+    "targets": [{
+        "target_key": "string", "target_ids": ["string"], "category": "string", "cardinalities": ["string"],
+        "instructions": {t: [_INSTRUCTION] for t in TIERS},
+    }],
+}
+IMAGE_MEMBER_EXTS = ("jpg", "png", "webp", "gif", "bmp", "tiff")   # what image_extension names
+
+
+def schema_problems(obj, schema=SAMPLE_SCHEMA, where: str = "json") -> list[str]:
+    """Where `obj` departs from the schema (keys and types); [] when it conforms."""
+    if isinstance(schema, dict):
+        if not isinstance(obj, dict):
+            return [f"{where}: {type(obj).__name__}, expected an object"]
+        if set(obj) != set(schema):
+            return [f"{where}: keys {sorted(set(obj) ^ set(schema))} differ from the schema"]
+        return [p for k, sub in schema.items() for p in schema_problems(obj[k], sub, f"{where}.{k}")]
+    if isinstance(schema, list):
+        if not isinstance(obj, list):
+            return [f"{where}: {type(obj).__name__}, expected a list"]
+        return [p for i, x in enumerate(obj) for p in schema_problems(x, schema[0], f"{where}[{i}]")]
+    ok = {"string": str, "int64": int, "float64": float, "bool": bool}[schema]
+    if obj is None and schema == "string":
+        return []
+    if not isinstance(obj, ok) or (ok is int and isinstance(obj, bool)):
+        return [f"{where}: {obj!r} is not {schema}"]
+    return []
+
+
 def encode_json(obj) -> bytes:
     """Canonical ASCII-safe JSON bytes (sorted keys, no whitespace, non-ASCII escaped): equal
     input -> equal bytes, and any platform's default decoding reads them."""
