@@ -102,7 +102,7 @@ def test_extract_images_matches_sam3i_file_names(release, tables, tmp_path):
     assert n == len(_expected_keys(release))
     uri = {f"{r.source_id}/{r.file_name}": r.uri for r in images.itertuples()}
     for split in ("train", "val"):
-        for e in release.sam3i(split)["images"]:
+        for e in (e for coco in release.sam3i(split).values() for e in coco["images"]):
             assert (tmp_path / "img" / e["file_name"]).read_bytes() == Path(uri[e["file_name"]]).read_bytes()
 
 

@@ -84,7 +84,8 @@ def test_every_manifest_row_is_in_its_shard_sample(release):
         group, rec = found[0]
         assert rec["text"] == row.text and rec["cardinality"] == row.cardinality
         assert group["target_ids"] == sorted(row.target_ids)
-        assert rec["program"] == json.loads(row.program) and rec["checks"] == json.loads(row.checks)
+        # varying-shape fields stay the manifest's JSON strings: one sample schema for every loader
+        assert rec["program"] == row.program and rec["checks"] == row.checks
         assert s["json"]["image"]["image_id"] == row.image_id
 
 
@@ -118,53 +119,94 @@ def test_shard_masks_equal_the_source_masks(release):
     assert n > 300
 
 
-def test_sam3i_json_holds_every_manifest_row(release, inputs):
+def test_sam3i_files_hold_every_manifest_row(release, inputs):
+    """Every accepted instruction is in the files of each stage that samples its tier, in the
+    file of its target's cardinality, under its entry id; annotations are its target masks."""
     _, instances, _ = inputs
-    files = {s: release.sam3i(s) for s in ("train", "val")}
-    assert files["train"]["categories"] == files["val"]["categories"]
-    cats = {c["id"]: c["name"] for c in files["train"]["categories"]}
-    assert len(set(cats.values())) == len(cats)
     by_instance = instances.set_index("instance_id")
-    entries = {s: {e["id"]: e for e in f["images"]} for s, f in files.items()}
-    anns = {s: {} for s in files}
-    for s, f in files.items():
-        for a in f["annotations"]:
-            anns[s].setdefault(a["image_id"], []).append(a)
+    cats = {c["id"]: c["name"] for c in json.loads(Path(release.file_uri("sam3i/categories.json")).read_text())}
+    rows = release.sam3i_datasets["files"]
+    entries, anns = {}, {}
+    for r in rows:
+        coco = json.loads(Path(release.file_uri(r["path"])).read_text())
+        assert coco["categories"] == [{"id": 1, "name": "object", "supercategory": "object"}]
+        for e in coco["images"]:
+            entries.setdefault(e["id"], {})[r["path"]] = e
+            anns.setdefault((r["path"], e["id"]), [])
+        for a in coco["annotations"]:
+            anns[(r["path"], a["image_id"])].append(a)
+    n_files = 0
     for row in release.manifest.itertuples(index=False):
-        e = entries[row.split][row.sam3i_id]
+        by_path = entries.get(row.sam3i_id, {})
         key = SAM3I_TIER_KEYS[row.tier]
-        pos = e["instruction_ids"][key].index(row.instruction_id)
-        assert e["text_inst_input"][key][pos] == row.text
-        assert e["queried_category"] == row.category and e["image_id"] == row.image_id
-        got = sorted(a["instance_id"] for a in anns[row.split].get(row.sam3i_id, []))
-        assert got == sorted(row.target_ids)  # negatives: no annotations
-        for a in anns[row.split].get(row.sam3i_id, []):
-            inst = by_instance.loc[a["instance_id"]]
-            assert cats[a["category_id"]] == inst["category"]
-            assert a["bbox"] == [inst["bbox_x"], inst["bbox_y"], inst["bbox_w"], inst["bbox_h"]]
-            assert a["area"] == inst["area"] and a["iscrowd"] == int(inst["iscrowd"])
-            assert a["segmentation"] == {"size": [int(inst["height"]), int(inst["width"])], "counts": inst["rle"]}
-        assert e["width"] > 0 and e["file_name"].startswith(f"{row.source_id}/")
-    # every entry carries instructions; every text list is the SAM3-I trainer's shape
-    for s in files:
-        for e in files[s]["images"]:
-            assert set(e["text_inst_input"]) == {"concept", "simple_query", "complex_query"}
-            assert sum(len(v) for v in e["text_inst_input"].values()) > 0
+        n_targets = len(row.target_ids)
+        card = "negative" if not n_targets else "1to1" if n_targets == 1 else None
+        for path, e in by_path.items():
+            n_files += 1
+            assert e["category"] == row.category and cats[int(e["queried_category"])] == row.category
+            assert e["text_inst_input"]["concept"][0] == row.category
+            if card:
+                assert f"/{card}/" in path
+            if row.text in e["text_inst_input"][key]:
+                pos = e["text_inst_input"][key].index(row.text)
+                assert e["instruction_ids"][key][pos] in (row.instruction_id, None)
+            got = anns[(path, e["id"])]
+            assert sorted(a["instance_id"] for a in got) == sorted(row.target_ids)
+            for a in got:
+                inst = by_instance.loc[a["instance_id"]]
+                assert a["bbox"] == [inst["bbox_x"], inst["bbox_y"], inst["bbox_w"], inst["bbox_h"]]
+                assert a["area"] == inst["area"] and a["iscrowd"] == 0 == int(inst["iscrowd"])
+                assert a["segmentation"] == {"size": [int(inst["height"]), int(inst["width"])], "counts": inst["rle"]}
+        # each stage's file that samples this tier holds it, unless another tier it samples is empty
+        stages_with_tier = {r["stage"] for r in rows for p in by_path if r["path"] == p}
+        if row.tier == "simple" and by_path:
+            assert "1_1" in stages_with_tier
+        if row.tier == "complex" and by_path:
+            assert "1_2" in stages_with_tier
+    assert n_files > len(release.manifest) // 2
 
 
-def test_sam3i_json_loads_in_pycocotools_and_masks_match(release):
+def test_sam3i_files_load_in_pycocotools_and_masks_match(release):
     manifest = release.manifest
-    coco = COCO(release.file_uri("sam3i_train.json"))
-    assert len(coco.imgs) == release.counts["sam3i_entries"]["train"]
-    row = manifest[(manifest["split"] == "train") & (manifest["cardinality"] == "1:All")].iloc[0]
-    ann_ids = coco.getAnnIds(imgIds=[int(row["sam3i_id"])])
-    assert len(ann_ids) == len(row["target_ids"])
-    assert all(coco.annToMask(coco.anns[a]).any() for a in ann_ids)
+    row = next(r for r in release.sam3i_datasets["files"] if r["eval_mode"] == "multi_inst" and r["split"] == "train")
+    coco = COCO(release.file_uri(row["path"]))
+    assert len(coco.imgs) == row["entries"]
+    for img_id in list(coco.imgs)[:3]:
+        ann_ids = coco.getAnnIds(imgIds=[img_id])
+        targets = manifest.loc[manifest["sam3i_id"] == img_id, "target_ids"].iloc[0]
+        assert len(ann_ids) == len(targets) >= 2
+        assert all(coco.annToMask(coco.anns[a]).any() for a in ann_ids)
+
+
+def test_saco_export_is_one_entry_per_image_and_noun_phrase(release):
+    cats = {c["name"]: c["id"] for c in json.loads(Path(release.file_uri("sam3i/categories.json")).read_text())}
+    man = release.manifest
+    for split in ("train", "val"):
+        saco = release.saco(split)
+        pairs = [(e["sample_key"], e["text_input"]) for e in saco["images"]]
+        assert len(pairs) == len(set(pairs))
+        have = {e["id"] for e in saco["images"]} & {a["image_id"] for a in saco["annotations"]}
+        m = man[man["split"] == split]
+        want = set(zip(m["sample_key"], m["category"]))
+        assert set(pairs) == want
+        for e in saco["images"]:
+            assert int(e["queried_category"]) == cats[e["text_input"]]
+            neg = m[(m["sample_key"] == e["sample_key"]) & (m["category"] == e["text_input"])]
+            if (neg["cardinality"] == "negative").all():
+                assert e["id"] not in have and e["is_instance_exhaustive"] == 1
+            else:
+                assert e["id"] in have
+        for a in saco["annotations"]:
+            assert all(0 <= v <= 1 for v in a["bbox"]) and a["category_id"] == 1
 
 
 def test_index_checksums_match_files(release):
     idx = release.index
-    assert idx["wids_version"] == 1 and len(idx["shardlist"]) == sum(release.counts["shards"].values())
+    assert "wids_version" not in idx and len(idx["shardlist"]) == sum(release.counts["shards"].values())
+    for split in ("train", "val"):  # the wids indexes: one per split
+        wids_idx = json.loads(Path(release.file_uri(f"index-{split}.json")).read_text())
+        assert wids_idx["wids_version"] == 1
+        assert [e["url"] for e in wids_idx["shardlist"]] == [e["url"] for e in idx["shardlist"] if e["split"] == split]
     total = 0
     for e in idx["shardlist"]:
         data = Path(release.file_uri(e["url"])).read_bytes()
@@ -334,7 +376,8 @@ def test_a_release_where_everything_was_rejected(tmp_path, inputs):
     rel = open_release(str(tmp_path / "r"))
     assert info.counts["samples"] == {"train": 0, "val": 0} and rel.index["shardlist"] == []
     assert len(rel.manifest) == 0 and len(rel.rejected) == len(instructions)
-    assert rel.sam3i("train")["images"] == [] and list(iter_release(rel)) == []
+    assert rel.sam3i("train") == {} and list(iter_release(rel)) == []
+    assert rel.saco("train")["images"] == []
     readme = Path(rel.file_uri("README.md")).read_text()
     assert f"| lexical: category noun missing | {len(instructions)} |" in readme
 
