@@ -88,3 +88,25 @@ CARD = {
     "Configuration": "```yaml\nrelease:\n  val_fraction: 0.2\n```",
     "Code version": "`test`",
 }
+
+
+def mixed_format_source(dest: Path) -> Path:
+    """coco-sample with a third of its photos re-encoded as PNG and a third as lossless WEBP
+    (same pixels, new file names in instances.json): a source mixing image formats."""
+    from PIL import Image
+
+    dest = Path(dest)
+    (dest / "images").mkdir(parents=True, exist_ok=True)
+    coco = json.loads((COCO_SAMPLE / "instances.json").read_text())
+    for k, img in enumerate(sorted(coco["images"], key=lambda i: i["id"])):
+        src = COCO_SAMPLE / "images" / img["file_name"]
+        fmt = ("jpg", "png", "webp")[k % 3]
+        name = Path(img["file_name"]).with_suffix("." + fmt).name
+        if fmt == "jpg":
+            (dest / "images" / name).write_bytes(src.read_bytes())
+        else:
+            with Image.open(src) as im:
+                im.save(dest / "images" / name, **({"lossless": True} if fmt == "webp" else {}))
+        img["file_name"] = name
+    (dest / "instances.json").write_text(json.dumps(coco))
+    return dest

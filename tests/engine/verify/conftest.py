@@ -40,3 +40,14 @@ def release_with_rejections(tmp_path_factory) -> str:
     cfg = load_config(None, ["check.policy.complex=[program, no_category_noun, sam3i]", "check.max_rounds=1"])
     res = build([resolve_source(str(COCO_SAMPLE))], str(root / "release"), cfg, workdir=root / "work")
     return res.release_uri
+
+
+@pytest.fixture(scope="session")
+def mixed_format_release(tmp_path_factory) -> str:
+    """A release (engine.build, embedded defaults) of coco-sample re-encoded as JPEG, PNG and WEBP."""
+    from tests.release_data import mixed_format_source
+
+    root = tmp_path_factory.mktemp("mixed-release")
+    src = mixed_format_source(root / "src")
+    res = build([resolve_source(str(src))], str(root / "release"), load_config(), workdir=root / "work")
+    return res.release_uri
