@@ -1,7 +1,8 @@
 """manifest: one row per accepted instruction in a release, with where to find it.
 
 `shard` + `sample_key` locate the webdataset sample (the image and all its instructions);
-`split` + `sam3i_id` locate the `images[]` entry in `sam3i_{split}.json`. The remaining
+`sam3i_id` is the instruction's entry id in the SAM3-I files (`images[].id` in every
+`sam3i/<stage>/<cardinality>/sam3i_<split>.json` holding it; engine/sam3i_export.py). The remaining
 columns are lineage: which backend/model/prompt wrote it, with which seed, in how many rounds,
 and what every checker said (`checks`, JSON list of {checker, verdict, reason}).
 """
@@ -29,7 +30,7 @@ MANIFEST = Table(
         ("split", pyarrow.string()),
         ("shard", pyarrow.string()),           # path relative to the release root
         ("sample_key", pyarrow.string()),      # webdataset __key__ inside the shard
-        ("sam3i_id", pyarrow.int64()),         # images[].id in sam3i_{split}.json
+        ("sam3i_id", pyarrow.int64()),         # images[].id in the sam3i/ files
         ("backend", pyarrow.string()),
         ("model", pyarrow.string()),
         ("prompt_version", pyarrow.string()),

@@ -9,4 +9,6 @@
 4. stats.py      Wilson intervals per stratum, stratified overall estimate, the release gate
 5. integrity.py  shard checksums, masks decode to image size, sampled rows present in shards;
    recheck.py    the configured checkers re-run on the sample, changes reported
+   conformance.py (with --integrity) every SAM3-I / SA-Co file replayed through what SAM3-I's
+                 loader, FilterCrowds, forward and evaluation do with it (sam3i_metrics.py)
 """
