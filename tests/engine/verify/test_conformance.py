@@ -150,3 +150,51 @@ def test_verify_integrity_runs_the_conformance_checker(release_copy):
     report, _ = check_integrity(rel, rel.manifest.iloc[:0], rel.manifest, full=True)
     assert any(p.startswith(f"conformance: {path}: crash") for p in report.problems)
     assert report.to_json()["conformance"]["files"][path]["entries"] > 0
+
+
+def _legacy_file(rel, split: str) -> dict:
+    """The layout issue 10 found, rebuilt from the release's own samples: one file per split with
+    every (image, target) entry whatever its tiers, one category per name (negative concepts
+    included), crowd regions in targets, category names as queried_category, concept = the
+    accepted concept texts."""
+    from engine.reader import iter_release
+
+    metas = [s for s in iter_release(rel, split, decode_image=False)]
+    names = sorted({g["category"] for m in metas for g in m["targets"]})
+    cat_id = {n: i for i, n in enumerate(names, 1)}
+    images, anns = [], []
+    for m in metas:
+        by_id = {i["instance_id"]: i for i in m["instances"]}
+        for g in m["targets"]:
+            eid = len(images) + 1
+            tii = {"concept": [r["text"] for r in g["instructions"]["concept"]],
+                   "simple_query": [r["text"] for r in g["instructions"]["simple"]],
+                   "complex_query": [r["text"] for r in g["instructions"]["complex"]]}
+            images.append({"id": eid, "file_name": m["meta"]["file_name"], "width": m["meta"]["width"],
+                           "height": m["meta"]["height"], "queried_category": g["category"], "text_inst_input": tii})
+            for t in g["target_ids"]:
+                i = by_id[t]
+                anns.append({"id": len(anns) + 1, "image_id": eid, "category_id": cat_id[i["category"]],
+                             "bbox": i["bbox"], "segmentation": i["segmentation"], "iscrowd": int(i["iscrowd"]),
+                             "area": i["area"]})
+    return {"images": images, "annotations": anns, "categories": [{"id": v, "name": k} for k, v in cat_id.items()]}
+
+
+def test_the_layout_issue_10_found_fails_on_every_count(release_copy):
+    """The old single-file layout, checked as an unlisted file every stage might be given."""
+    rel = open_release(release_copy)
+    legacy = _legacy_file(rel, "train")
+    _save(release_copy, "sam3i_train.json", legacy)
+    info = json.loads((Path(release_copy) / "_RELEASE.json").read_text())
+    info["files"]["sam3i_train.json"] = {"sha256": "-", "size": 0}
+    (Path(release_copy) / "_RELEASE.json").write_text(json.dumps(info))
+    report = check_release(open_release(release_copy))
+    mine = [p for p in report.problems if p.startswith("sam3i_train.json: ")]
+    kinds = {p.split(": ")[1] for p in mine}
+    assert {"crash", "contradictory query", "crowd", "mixed cardinality", "oracle", "queried_category",
+            "concept[0]"} <= kinds, kinds
+    stats = report.files["sam3i_train.json"]
+    assert stats["queries"] == len(legacy["images"]) * len(legacy["categories"])
+    assert stats["contradictory_queries"] > len(legacy["images"])
+    for mode in ("1to1", "multi_inst"):
+        assert stats["oracle"][mode]["gIoU"] < 100
