@@ -444,3 +444,18 @@ def test_lock_of_a_killed_build_on_this_host_is_taken_over(tmp_path, inputs, cap
     (tmp_path / "r2.lock").write_text(json.dumps(alive))
     with pytest.raises(ReleaseLockedError, match=f"pid {os.getppid()}"):
         _build(tmp_path / "r2", *inputs)
+
+
+def test_huggingface_webdataset_builder_reads_the_shards_unchanged(release):
+    """`load_dataset("webdataset", data_files=...)` infers its schema from a few samples: with
+    one sample schema (program/checks as JSON strings) every sample loads with its json as written."""
+    import datasets
+
+    samples = _shard_samples(release)
+    files = {s: [release.file_uri(e["url"]) for e in release.index["shardlist"] if e["split"] == s]
+             for s in ("train", "val")}
+    ds = datasets.load_dataset("webdataset", data_files=files)
+    for split in files:
+        assert len(ds[split]) == release.counts["samples"][split]
+        for row in ds[split]:
+            assert row["json"] == samples[row["__key__"]]["json"]
