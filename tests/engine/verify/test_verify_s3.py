@@ -30,6 +30,9 @@ def test_verify_an_s3_release_keeps_verdicts_locally(s3_env, release_uri, tmp_pa
     vdir = tmp_path / ".sam3i-verify" / "s3" / s3_env / "releases" / "v1"
     summary = json.loads((vdir / "report" / "summary.json").read_text())
     assert summary["integrity"]["problems"] == [] and summary["integrity"]["full"]
+    # the SAM3-I / SA-Co files were read from S3 and conform
+    conformance = summary["integrity"]["conformance"]["files"]
+    assert any(p.startswith("sam3i/stage3/") for p in conformance) and "saco/saco_train.json" in conformance
     assert summary["sample"]["items"]
 
     template = (vdir / "report" / "labels_template.csv").read_text().splitlines()
