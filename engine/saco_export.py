@@ -15,6 +15,8 @@ SA-Co is COCO-style with one `images[]` entry per (image, noun phrase):
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.sam3i_export import FILE_CATEGORY, SPLITS, dumps
 
 EXPORT_DIR = "saco"
@@ -60,8 +62,6 @@ def export_split(metas: list[dict], cat_id: dict[str, int], first_id: int = 1) -
 
 
 def write_export(root, metas_by_split: dict[str, list[dict]], categories: list[dict]) -> dict[str, int]:
-    from pathlib import Path
-
     cat_id = {c["name"]: c["id"] for c in categories}
     out = Path(root) / EXPORT_DIR
     out.mkdir(parents=True, exist_ok=True)

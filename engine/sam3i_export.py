@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from schemas.specs import TIERS
 
@@ -229,8 +230,6 @@ def hydra_yaml(rows: list[dict], release_id: str) -> str:
 def write_export(root, metas_by_split: dict[str, list[dict]], categories: list[dict], release_id: str) -> dict:
     """Write `sam3i/` under the staging root; returns {"entry_of": instruction id -> entry id,
     "entries": {split: count}, "files": rows}."""
-    from pathlib import Path
-
     root = Path(root)
     entries = build_entries(metas_by_split, categories)
     files, rows = export_files(entries)

@@ -1,3 +1,4 @@
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -57,6 +58,12 @@ def test_samples_carry_pixels_masks_and_instructions(release, tables):
             want = sorted((r.instruction_id, r.text, tuple(sorted(r.target_ids)))
                           for r in rows[rows["tier"] == tier].itertuples())
             assert got == want
+            # the shards store program/checks as JSON strings; training code gets them parsed
+            by_id = rows.set_index("instruction_id")
+            for r in s["instructions"][tier]:
+                assert r["program"] == json.loads(by_id.loc[r["instruction_id"], "program"])
+                assert r["checks"] == json.loads(by_id.loc[r["instruction_id"], "checks"])
+                assert isinstance(r["program"], list)
         assert s["shard"] == rows["shard"].iloc[0]
         seen += 1
     assert seen == len(_expected_keys(release))

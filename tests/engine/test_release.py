@@ -459,3 +459,24 @@ def test_huggingface_webdataset_builder_reads_the_shards_unchanged(release):
         assert len(ds[split]) == release.counts["samples"][split]
         for row in ds[split]:
             assert row["json"] == samples[row["__key__"]]["json"]
+
+
+def test_hydra_dataset_list_names_every_sam3i_file_for_its_stage(release):
+    import yaml
+
+    cfg = yaml.safe_load(Path(release.file_uri("sam3i/hydra_datasets.yaml")).read_text())
+    assert cfg["paths"]["sam3i_engine_release"] == "???"  # the user sets it
+    rows = release.sam3i_datasets["files"]
+    listed = []
+    for stage in ("1_1", "1_2", "3"):
+        for split in ("train", "val"):
+            for node in cfg["sam3i_engine"][f"stage_{stage}"][split]:
+                assert node["_target_"] == "sam3.train.data.sam3_image_dataset.Sam3ImageDataset"
+                assert node["coco_json_loader"]["_target_"] == "sam3.train.data.coco_json_loaders.COCO_FROM_JSON"
+                assert node["training"] is (split == "train")
+                rel_path = node["ann_file"].replace("${paths.sam3i_engine_release}/", "")
+                assert Path(release.file_uri(rel_path)).is_file()
+                listed.append((stage, split, rel_path))
+    assert sorted(listed) == sorted((r["stage"], r["split"], r["path"]) for r in rows)
+    readme = Path(release.file_uri("README.md")).read_text()
+    assert "sam3i/hydra_datasets.yaml" in readme and all(f"`{r['path']}`" in readme for r in rows)
