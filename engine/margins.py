@@ -5,8 +5,8 @@ of the frame, a 2% gap between neighbours, one colour name. A person sees no dif
 those lines, so an instruction that only holds on one side of them is a coin toss for a
 reader. Here every constraint answers, for each instance, *surely*, *maybe* or *surely not*:
 
-- position: sure when the centroid lies POS_MARGIN inside its third; maybe up to POS_MARGIN
-  outside it.
+- position: sure when the centroid lies POS_MARGIN inside its third and most of the object
+  lies in that third; maybe up to POS_MARGIN outside it.
 - size label: sure when area_frac is a factor SIZE_MARGIN past the threshold, and never surely
   "small" when the mask is cut by the border or hidden by others (it may only look small).
 - colour: sure when the dominant colour is the named one with a clear share; maybe when it is
@@ -29,6 +29,7 @@ from __future__ import annotations
 from engine.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Scene, evaluate
 
 POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
+POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
 COLOR_SURE_SHARE = 0.40    # a colour name is sure when this share of the mask has it
@@ -64,6 +65,14 @@ def _position(f: dict, value: str) -> tuple[bool, bool]:
     lo, hi = b / 3, (b + 1) / 3
     exact = value in (f["pos_x"], f["pos_y"])
     sure = exact and (b == 0 or c >= lo + POS_MARGIN) and (b == 2 or c <= hi - POS_MARGIN)
+    if sure:
+        # a person standing from the top to the bottom of the frame is not "halfway up": most of
+        # the object must lie in its third (widened by the margin)
+        axis = 0 if coord == "cx" else 1
+        box = _box(f)
+        a0, a1 = box[axis], box[axis + 2]
+        inside = min(a1, hi + POS_MARGIN) - max(a0, lo - POS_MARGIN)
+        sure = a1 - a0 <= 0 or inside >= POS_IN_THIRD * (a1 - a0)
     maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN)
     return sure, maybe
 

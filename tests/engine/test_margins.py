@@ -146,3 +146,14 @@ def test_sure_is_within_exact_within_maybe_on_random_scenes():
         for p in progs:
             sure, maybe = evaluate_with_margin(p, sc)
             assert sure <= evaluate(p, sc) <= maybe, (seed, p.dumps())
+
+
+def test_an_object_spanning_the_frame_gets_no_position_word_along_that_axis():
+    # two people standing from top to bottom and one sitting in front: the standing ones are not
+    # "halfway up the image", though their centroids are
+    sc = scene(inst("a", "person", 0.2, 0.55, w=0.25, h=0.8), inst("b", "person", 0.8, 0.55, w=0.25, h=0.8),
+               inst("c", "person", 0.5, 0.85, w=0.25, h=0.3))
+    two = P(C("category", "person"), C("position", "middle"), C("count", 2))
+    assert evaluate(two, sc) == {"a", "b"} and not refers_with_margin(two, sc, {"a", "b"})
+    # left / right still read well for them
+    assert refers_with_margin(P(C("category", "person"), C("position", "left")), sc, {"a"})
