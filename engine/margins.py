@@ -34,7 +34,8 @@ SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
 COLOR_SURE_SHARE = 0.40    # a colour name is sure when this share of the mask has it
 ORD_MIN_GAP = 0.04         # ordinals: neighbours' centroids at least this far apart (frame share) ...
-ORD_GAP_OF_EXTENT = 0.35   # ... and this share of the smaller one's extent along the axis
+ORD_GAP_OF_EXTENT = 0.35   # ... and this share of the larger one's extent along the axis
+ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
 ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
@@ -154,9 +155,11 @@ def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
     # the viewer counts the first k and must also see where the k-th ends: every gap up to the
     # (k+1)-th is clear
     for a, b in zip(order[:k + 1], order[1:k + 1]):
-        extent_ab = min(extent(a), extent(b))
+        extent_ab = max(extent(a), extent(b))
         if abs(I[a][coord] - I[b][coord]) < max(ORD_MIN_GAP, ORD_GAP_OF_EXTENT * extent_ab):
             return None
+    if extent(order[k - 1]) > ORD_MAX_EXTENT:
+        return None   # a table across the whole frame is not "the one on the far right"
     return order[k - 1]
 
 
