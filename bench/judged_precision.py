@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -59,7 +60,9 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     out = Path(args.out) / name.replace("/", "_")
     release = out / "release"
     overrides = [x for o in args.overrides for x in ("--set", o)]
-    if not (release / "_RELEASE.json").exists() or args.rebuild:
+    if args.rebuild and release.exists():
+        shutil.rmtree(release)   # our own scratch copy; releases are immutable, so make a new one
+    if not (release / "_RELEASE.json").exists():
         rc = build_main(["--source", str(SHARED / name), "--output", str(release),
                          "--workdir", str(out / "work"), *overrides])
         if rc:

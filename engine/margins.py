@@ -190,6 +190,8 @@ def _select(c: Constraint, sure: set[str], maybe: set[str], scene: Scene) -> tup
         return set(), set()
     if any(scene.instances[i]["iscrowd"] for i in ids):
         return set(), ids
+    if len(ids) < 2:
+        return set(), ids             # "the smallest table" of the only table misleads
     pick = (_ordinal_clear if c.kind == "ordinal" else _superlative_clear)(ids, c.value, scene)
     return ({pick}, {pick}) if pick is not None else (set(), ids)
 

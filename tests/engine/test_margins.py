@@ -157,3 +157,10 @@ def test_an_object_spanning_the_frame_gets_no_position_word_along_that_axis():
     assert evaluate(two, sc) == {"a", "b"} and not refers_with_margin(two, sc, {"a", "b"})
     # left / right still read well for them
     assert refers_with_margin(P(C("category", "person"), C("position", "left")), sc, {"a"})
+
+
+def test_no_ordinal_or_superlative_over_a_single_instance():
+    sc = scene(inst("t", "dining table", 0.5, 0.5, w=1.0, h=0.9), inst("p", "person", 0.2, 0.8))
+    for sel in (C("superlative", "smallest"), C("superlative", "largest"), C("ordinal", "right:1")):
+        prog = P(C("category", "dining table"), sel)
+        assert evaluate(prog, sc) == {"t"} and not refers_with_margin(prog, sc, {"t"})
