@@ -40,6 +40,7 @@ ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
+SURFACES = ("furniture",)  # things stand on these, not in them, whatever the mask hole says
 SELECTOR_KINDS = ("ordinal", "superlative")
 HEAD_KINDS = ("category", "supercategory", "affordance")
 
@@ -120,6 +121,8 @@ def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
         gap, vo = _box_gap_x(a, b), _v_overlap(a, b)
         sure = exact and gap <= NEXT_TO_SURE_GAP
         return sure, exact or (gap <= NEXT_TO_MAYBE_GAP and vo > 0)
+    if rel == "inside" and b["supercategory"] in SURFACES:
+        return False, exact   # a bowl "in" the table's mask hole stands on the table
     return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed
 
 
