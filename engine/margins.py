@@ -6,7 +6,7 @@ those lines, so an instruction that only holds on one side of them is a coin tos
 reader. Here every constraint answers, for each instance, *surely*, *maybe* or *surely not*:
 
 - position: sure when the centroid lies POS_MARGIN inside its third and most of the object
-  lies in that third; maybe up to POS_MARGIN outside it.
+  lies in that third; maybe up to POS_MARGIN outside it, or when much of the object lies there.
 - size label: sure when area_frac is a factor SIZE_MARGIN past the threshold, and never surely
   "small" when the mask is cut by the border or hidden by others (it may only look small).
 - colour: sure when the dominant colour is the named one with a clear share; maybe when it is
@@ -30,6 +30,7 @@ from engine.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Sce
 
 POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
 POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
+POS_MAYBE_SHARE = 0.4      # an object with this share of its extent in a third may be read as there
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
 COLOR_SURE_SHARE = 0.40    # a colour name is sure when this share of the mask has it
@@ -75,7 +76,13 @@ def _position(f: dict, value: str) -> tuple[bool, bool]:
         a0, a1 = box[axis], box[axis + 2]
         inside = min(a1, hi + POS_MARGIN) - max(a0, lo - POS_MARGIN)
         sure = a1 - a0 <= 0 or inside >= POS_IN_THIRD * (a1 - a0)
-    maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN)
+    axis = 0 if coord == "cx" else 1
+    box = _box(f)
+    a0, a1 = box[axis], box[axis + 2]
+    share_in = (min(a1, hi) - max(a0, lo)) / (a1 - a0) if a1 > a0 else 0.0
+    # a distractor is a candidate when its centroid is near the third, or when much of it lies
+    # there: three people reach the bottom of the frame, not only the one sitting low
+    maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN) or share_in >= POS_MAYBE_SHARE
     return sure, maybe
 
 

@@ -209,7 +209,12 @@ class Planner:
             target = tuple(sorted(members))
             prog = Program((C("category", catname),))
             out.append(Spec(scene.image_id, "concept", "1:All", target, prog))
-            out.append(Spec(scene.image_id, "simple", "1:All", target, prog))
+            # "all four people" only where a viewer can count them: few, none a sliver or a crowd
+            countable = len(members) <= self.cfg.max_group_category and all(
+                scene.instances[m]["area_frac"] >= self.cfg.min_area_frac and not scene.instances[m]["iscrowd"]
+                for m in members)
+            simple = prog.with_(C("count", len(members))) if countable else prog
+            out.append(Spec(scene.image_id, "simple", "1:All", target, simple))
             for key in sorted(scene.affordances.get(catname, ())):
                 p = Program((C("affordance", key),))
                 if evaluate(p, scene) == set(members):

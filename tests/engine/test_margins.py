@@ -164,3 +164,21 @@ def test_no_ordinal_or_superlative_over_a_single_instance():
     for sel in (C("superlative", "smallest"), C("superlative", "largest"), C("ordinal", "right:1")):
         prog = P(C("category", "dining table"), sel)
         assert evaluate(prog, sc) == {"t"} and not refers_with_margin(prog, sc, {"t"})
+
+
+def test_low_position_is_not_said_when_others_also_reach_there():
+    # one sitting low in front, two standing from top to bottom: all three reach the bottom
+    sc = scene(inst("a", "person", 0.2, 0.6, w=0.25, h=0.8), inst("b", "person", 0.8, 0.6, w=0.25, h=0.8),
+               inst("c", "person", 0.5, 0.78, w=0.25, h=0.4))
+    low = P(C("category", "person"), C("position", "bottom"))
+    assert evaluate(low, sc) == {"c"} and not refers_with_margin(low, sc, {"c"})
+
+
+def test_all_of_a_category_is_counted_only_when_countable():
+    clear = scene(*[inst(f"d{k}", "dog", 0.2 + 0.3 * k, 0.5) for k in range(3)])
+    simple_all = [s for s in plan(clear) if s.tier == "simple" and s.cardinality == "1:All"]
+    assert [s.program.get("count").value for s in simple_all] == [3]
+    sliver = scene(*[inst(f"d{k}", "dog", 0.2 + 0.3 * k, 0.5) for k in range(2)],
+                   inst("d9", "dog", 0.95, 0.5, w=0.01, h=0.05))
+    simple_all = [s for s in plan(sliver) if s.tier == "simple" and s.cardinality == "1:All"]
+    assert simple_all and all(s.program.get("count") is None for s in simple_all)
