@@ -103,7 +103,10 @@ class Planner:
         if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories:
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
-        if f["size_label"] != "medium":
+        # size words compare with others of the kind: "the large grass" or "the big tree" of the
+        # only grass or tree region says nothing a reader can check
+        same_kind = sum(g["category"] == f["category"] for g in scene.instances.values())
+        if f["size_label"] != "medium" and same_kind > 1:
             atoms.append(C("size", f["size_label"]))
         if with_relations:
             seen = set()

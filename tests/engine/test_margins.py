@@ -182,3 +182,8 @@ def test_all_of_a_category_is_counted_only_when_countable():
                    inst("d9", "dog", 0.95, 0.5, w=0.01, h=0.05))
     simple_all = [s for s in plan(sliver) if s.tier == "simple" and s.cardinality == "1:All"]
     assert simple_all and all(s.program.get("count") is None for s in simple_all)
+
+
+def test_no_size_word_for_the_only_one_of_its_kind():
+    sc = scene(inst("g", "grass", 0.5, 0.8, w=1.0, h=0.4), inst("p", "person", 0.3, 0.5))
+    assert not any(c.kind == "size" for s in plan(sc) for c in s.program)
