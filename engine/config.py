@@ -50,6 +50,8 @@ class PlanConfig(_Section):
     # A crowd region hides unannotated instances of its category ("the person on the far left"
     # may be someone in the crowd), so no one-instance or group targets in such a category.
     skip_crowded_categories: bool = True
+    # 1:N groups ("the two sheep on the left") only in categories a viewer counts at a glance
+    max_group_category: int = Field(6, ge=3)
 
 
 class GenerateConfig(_Section):

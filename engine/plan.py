@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from engine.config import PlanConfig
+from engine.margins import evaluate_with_margin, refers_with_margin
 from engine.programs import Constraint, Program, Scene, evaluate
 from engine.taxonomy import subtype_of
 
@@ -70,10 +71,16 @@ def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
 
 
 class Planner:
-    def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0):
+    def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0,
+                 size_thresholds: tuple[float, float] = (0.01, 0.10)):
         self.cfg = cfg
         self.known_categories = sorted(known_categories)
         self.seed = seed
+        self.size_thresholds = size_thresholds   # the facts' small / large area_frac
+
+    def _refers(self, program: Program, scene: Scene, targets: set[str]) -> bool:
+        """A reader of the program picks exactly `targets`, with margins (engine.margins)."""
+        return refers_with_margin(program, scene, targets, *self.size_thresholds)
 
     # ---- atoms -------------------------------------------------------------------------
     def _object_program(self, scene: Scene, oid: str) -> Program | None:
@@ -82,11 +89,11 @@ class Planner:
         base = Program((C("category", o["category"]),))
         if any(f["iscrowd"] for f in scene.instances.values() if f["category"] == o["category"]):
             return None   # "the person" is never definite next to a crowd of people
-        if evaluate(base, scene) == {oid}:
+        if self._refers(base, scene, {oid}):
             return base
         for extra in self._filter_atoms(scene, oid, with_relations=False):
             p = base.with_(extra)
-            if evaluate(p, scene) == {oid}:
+            if self._refers(p, scene, {oid}):
                 return p
         return None
 
@@ -96,7 +103,10 @@ class Planner:
         if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories:
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
-        if f["size_label"] != "medium":
+        # size words compare with others of the kind: "the large grass" or "the big tree" of the
+        # only grass or tree region says nothing a reader can check
+        same_kind = sum(g["category"] == f["category"] for g in scene.instances.values())
+        if f["size_label"] != "medium" and same_kind > 1:
             atoms.append(C("size", f["size_label"]))
         if with_relations:
             seen = set()
@@ -127,14 +137,15 @@ class Planner:
         found: list[tuple[Constraint, ...]] = []
         max_extra = max(0, self.cfg.max_constraints - len(head))
         options: list[tuple[float, tuple[Constraint, ...]]] = []
-        for n in range(min_extra, max_extra + 1):
+        for n in range(max(0, min_extra - 1), max_extra + 1):
             for combo in itertools.combinations(atoms, n):
                 if sum(c.kind == "position" for c in combo) > 1 and \
                         len({_axis(c.value) for c in combo if c.kind == "position"}) < 2:
                     continue
                 cost = sum(COST[c.kind] for c in combo)
-                options.append((n + cost / 10, combo))
-                if n < max_extra:
+                if n >= min_extra:
+                    options.append((n + cost / 10, combo))
+                if n < max_extra:   # a selector counts as one of the extra constraints
                     axes = {_axis(c.value) for c in combo if c.kind == "position"}
                     for sel in selectors:
                         # "the leftmost dog in the center" is logically sound but reads as a
@@ -148,7 +159,7 @@ class Planner:
                 break
             if any(set(f) <= set(combo) for f in found):
                 continue
-            if evaluate(head.with_(*combo), scene) == targets:
+            if self._refers(head.with_(*combo), scene, targets):
                 found.append(combo)
         return [head.with_(*combo) for combo in found]
 
@@ -201,7 +212,12 @@ class Planner:
             target = tuple(sorted(members))
             prog = Program((C("category", catname),))
             out.append(Spec(scene.image_id, "concept", "1:All", target, prog))
-            out.append(Spec(scene.image_id, "simple", "1:All", target, prog))
+            # "all four people" only where a viewer can count them: few, none a sliver or a crowd
+            countable = len(members) <= self.cfg.max_group_category and all(
+                scene.instances[m]["area_frac"] >= self.cfg.min_area_frac and not scene.instances[m]["iscrowd"]
+                for m in members)
+            simple = prog.with_(C("count", len(members))) if countable else prog
+            out.append(Spec(scene.image_id, "simple", "1:All", target, simple))
             for key in sorted(scene.affordances.get(catname, ())):
                 p = Program((C("affordance", key),))
                 if evaluate(p, scene) == set(members):
@@ -212,7 +228,9 @@ class Planner:
     def _one_to_many(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
         out = []
         for catname, members in sorted(by_cat.items()):
-            if len(members) < 3 or any(scene.instances[m]["iscrowd"] for m in members):
+            # a group is told apart only in a category few enough to count at a glance
+            if not 3 <= len(members) <= self.cfg.max_group_category or \
+                    any(scene.instances[m]["iscrowd"] for m in members):
                 continue
             heads = [("simple", Program((C("category", catname),)))]
             heads += [("complex", Program((C("affordance", k),))) for k in sorted(scene.affordances.get(catname, ()))[:2]]
@@ -224,7 +242,7 @@ class Planner:
                     if not 2 <= len(group) < len(members) or not group <= eligible or not group <= set(members):
                         continue
                     prog = head.with_(atom, C("count", len(group)))
-                    if evaluate(prog, scene) == group:
+                    if self._refers(prog, scene, group):
                         out.append(Spec(scene.image_id, tier, "1:N", tuple(sorted(group)), prog))
         return out
 
@@ -252,4 +270,5 @@ class Planner:
         absent_aff = sorted({k for ks in scene.affordances.values() for k in ks} - present_aff)
         for k in rng.sample(absent_aff, min(n, len(absent_aff))):
             out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
-        return [s for s in out if not evaluate(s.program, scene)]
+        # a negative must match nothing even for a reader who draws the lines loosely
+        return [s for s in out if not evaluate_with_margin(s.program, scene, *self.size_thresholds)[1]]

@@ -54,7 +54,7 @@ def make_generator(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb):
 
 
 def make_checkers(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb) -> dict:
-    checkers = {"program": ProgramChecker(), "lexical": LexicalChecker(lexicon),
+    checkers = {"program": ProgramChecker((cfg.facts.small_frac, cfg.facts.large_frac)), "lexical": LexicalChecker(lexicon),
                 "no_category_noun": NoCategoryNounChecker(lexicon)}
     # model-backed checkers only when asked for (policy or check.extra): the default stays offline
     wanted = set(cfg.check.extra).union(*cfg.check.policy.values())
@@ -101,7 +101,8 @@ class UnitWorker:
         # negatives name things (categories with affordances), not stuff like "wall" or "sky",
         # whose nouns overlap too loosely with present objects ("table", "fruit")
         things = [c for c in self.lexicon.categories() if self.lexicon.affordances(c)]
-        planner = Planner(self.cfg.plan, things, seed=self.cfg.generate.seed)
+        planner = Planner(self.cfg.plan, things, seed=self.cfg.generate.seed,
+                          size_thresholds=(self.cfg.facts.small_frac, self.cfg.facts.large_frac))
         rows = [s.to_row(unit_id) for scene in scenes.values() for s in planner.plan(scene)]
         return SPECS.from_records(rows)
 

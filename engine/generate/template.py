@@ -105,8 +105,9 @@ class _Writer:
         elif card == "1:N":
             text = self.phrase(prog, plural=True, quant=self.count_quant(n, required=count is not None), role="target")
         elif card == "1:All":
-            counted = "both" if n == 2 else f"all {NUMBER_WORDS.get(n, 'the')}"    # "all three dogs"
-            quant = self.pick(["all the", "all of the", "every", "the", counted])
+            # a number only where the planner found the members countable at a glance
+            counted = ["both" if n == 2 else f"all {NUMBER_WORDS.get(n, 'the')}"] if count is not None else []
+            quant = self.pick(["all the", "all of the", "every", "the", *counted])    # "all three dogs"
             text = self.phrase(prog, plural=quant != "every", quant=quant, role="target")
         else:  # negative: nothing matches; say it the way a person would say it if it did
             if count is not None:

@@ -35,10 +35,13 @@ def test_coverage_on_real_photos_meets_the_bar(default_run):
     rep = quality_report(res.instructions, res.facts, worker.cfg.plan)
     assert rep["eligible_instances"] > 60
     assert rep["coverage"]["concept"] == 1.0          # every eligible instance: "dog" or "dogs"
-    assert rep["coverage_1to1"]["simple"] >= 0.90
-    assert rep["coverage_1to1"]["complex"] >= 0.60
+    # the bar of the precision work: margins cost coverage, but not below this
+    assert rep["coverage_1to1"]["simple"] >= 0.85
+    assert rep["coverage_1to1"]["complex"] >= 0.70
     card = set(res.instructions[res.instructions["accepted"]]["cardinality"])
-    assert {"1:1", "1:N", "1:All", "negative"} <= card
+    # 1:N groups only where a group stands clearly apart (tests/engine/test_margins.py): none of
+    # the groups on these photos does
+    assert {"1:1", "1:All", "negative"} <= card
 
 
 def test_accepted_instructions_pass_every_required_check(default_run):

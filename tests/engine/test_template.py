@@ -91,9 +91,12 @@ def test_one_to_many_uses_plurals_and_counts():
 
 
 def test_one_to_all_quantifies():
-    out = texts("simple", "1:All", {"d1", "d2", "d3"}, P(C("category", "dog")), seeds=range(60))
+    out = texts("simple", "1:All", {"d1", "d2", "d3"}, P(C("category", "dog"), C("count", 3)), seeds=range(60))
     assert any(t.startswith("all ") for t in out) and any(t.startswith("every dog") for t in out)
     assert any("all three" in t for t in out)
+    # without a count the planner did not find them countable at a glance: no number
+    uncounted = texts("simple", "1:All", {"d1", "d2", "d3"}, P(C("category", "dog")), seeds=range(60))
+    assert not any("three" in t for t in uncounted)
     for t in out:
         assert re.match(r"(all the|all of the|all three|every|the) ", t), t
         assert ("every" in t) == bool(re.search(r"\b(dog|canine)\b", t)), t   # every + singular only

@@ -1,0 +1,129 @@
+"""Judged precision on the shared photos: build, sample, picture, and read back a person's verdicts.
+
+    .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
+        [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y]
+
+For each set it builds a release in-process (engine.build), samples it with engine.verify
+(stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
+against the verdict files in bench/judgements/<set>.csv. Verdicts are keyed by what a person
+judged — image, target instances, tier, cardinality and text — not by the release id, so they
+carry over to later builds that produce the same instruction; a changed instruction needs a new
+verdict. Items without one are written to <out>/<set>/to_judge.csv (with their picture paths):
+look at each picture, decide whether the text picks out exactly the highlighted mask(s) for a
+reader who has not seen the facts, and append a row to the verdict file.
+
+Prints, per set and stratum, judged / correct / precision with its 95% Wilson interval, and the
+overall figure last.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine.build import main as build_main  # noqa: E402
+from engine.verify.cli import main as verify_main  # noqa: E402
+from engine.verify.stats import wilson  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+JUDGEMENTS = ROOT / "bench" / "judgements"
+COLUMNS = ["image_id", "target_ids", "tier", "cardinality", "text", "verdict", "reason", "note"]
+DEFAULT_SETS = ("coco-sample", "panoptic-sample")
+
+
+def key(image_id: str, target_ids, tier: str, cardinality: str, text: str) -> tuple:
+    ids = target_ids if isinstance(target_ids, str) else " ".join(sorted(target_ids))
+    return image_id, ids, tier, cardinality, text.strip()
+
+
+def read_verdicts(path: Path) -> dict[tuple, dict]:
+    if not path.exists():
+        return {}
+    out = {}
+    with path.open(newline="", encoding="utf-8") as f:
+        for n, row in enumerate(csv.DictReader(f), 2):
+            if row["verdict"] not in ("correct", "wrong"):
+                raise SystemExit(f"{path}:{n}: verdict must be correct or wrong, got {row['verdict']!r}")
+            out[key(row["image_id"], row["target_ids"], row["tier"], row["cardinality"], row["text"])] = row
+    return out
+
+
+def run_set(name: str, args) -> dict[str, list[int]]:
+    out = Path(args.out) / name.replace("/", "_")
+    release = out / "release"
+    overrides = [x for o in args.overrides for x in ("--set", o)]
+    if args.rebuild and release.exists():
+        shutil.rmtree(release)   # our own scratch copy; releases are immutable, so make a new one
+    if not (release / "_RELEASE.json").exists():
+        rc = build_main(["--source", str(SHARED / name), "--output", str(release),
+                         "--workdir", str(out / "work"), *overrides])
+        if rc:
+            raise SystemExit(f"build of {name} failed ({rc})")
+    report = out / "report"
+    verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
+                 "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
+    items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
+    manifest = pd.read_parquet(release / "manifest.parquet").set_index("text", drop=False)
+    verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
+    m = pd.read_parquet(release / "manifest.parquet")
+    by_text = {(r.tier, r.cardinality, r.text): r for r in m.itertuples(index=False)}
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    todo = []
+    for it in items.itertuples(index=False):
+        r = by_text[(it.tier, it.cardinality, it.text)]
+        k = key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text)
+        v = verdicts.get(k)
+        if v is None:
+            todo.append({"image_id": k[0], "target_ids": k[1], "tier": k[2], "cardinality": k[3], "text": k[4],
+                         "verdict": "", "reason": "", "note": "", "picture": str(report / it.picture)})
+            continue
+        counts[it.stratum][0] += 1
+        counts[it.stratum][1] += v["verdict"] == "correct"
+    del manifest
+    if todo:
+        pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
+    print(f"\n## {name}: {len(items)} sampled, {len(items) - len(todo)} judged, {len(todo)} to judge"
+          + (f" ({out / 'to_judge.csv'})" if todo else ""))
+    for stratum in sorted(counts):
+        n, k = counts[stratum]
+        lo, hi = wilson(k, n)
+        print(f"  {stratum:20s} {k:4d}/{n:<4d} precision {k / n:.3f}  95% [{lo:.3f}, {hi:.3f}]")
+    return counts
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", nargs="+", default=list(DEFAULT_SETS))
+    ap.add_argument("--per-stratum", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="/tmp/judged")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args()
+    total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for name in args.sets:
+        for stratum, (n, k) in run_set(name, args).items():
+            total[stratum][0] += n
+            total[stratum][1] += k
+    print("\n## all sets")
+    for stratum in sorted(total):
+        n, k = total[stratum]
+        lo, hi = wilson(k, n)
+        print(f"  {stratum:20s} {k:4d}/{n:<4d} precision {k / n:.3f}  95% [{lo:.3f}, {hi:.3f}]")
+    n = sum(v[0] for v in total.values())
+    k = sum(v[1] for v in total.values())
+    if n:
+        lo, hi = wilson(k, n)
+        print(f"  {'overall':20s} {k:4d}/{n:<4d} precision {k / n:.3f}  95% [{lo:.3f}, {hi:.3f}]")
+
+
+if __name__ == "__main__":
+    main()
