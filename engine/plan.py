@@ -218,6 +218,11 @@ class Planner:
                 for m in members)
             simple = prog.with_(C("count", len(members))) if countable else prog
             out.append(Spec(scene.image_id, "simple", "1:All", target, simple))
+            # "all the decorative containers" also claims every unannotated jug on the shelf: a
+            # kind description reaches beyond the annotated category, so only for a few
+            # instances that are all annotated one by one
+            if any(scene.instances[m]["iscrowd"] for m in members) or len(members) > self.cfg.max_group_category:
+                continue
             for key in sorted(scene.affordances.get(catname, ())):
                 p = Program((C("affordance", key),))
                 if evaluate(p, scene) == set(members):

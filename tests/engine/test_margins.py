@@ -187,3 +187,15 @@ def test_all_of_a_category_is_counted_only_when_countable():
 def test_no_size_word_for_the_only_one_of_its_kind():
     sc = scene(inst("g", "grass", 0.5, 0.8, w=1.0, h=0.4), inst("p", "person", 0.3, 0.5))
     assert not any(c.kind == "size" for s in plan(sc) for c in s.program)
+
+
+def test_no_complex_all_over_a_crowd_or_a_shelf_full():
+    shelf = Scene("img", {r["instance_id"]: r for r in
+                          [inst(f"v{k}", "vase", 0.05 + 0.08 * k, 0.5, w=0.06) for k in range(9)]},
+                  set(), {"vase": frozenset({"decorative"})})
+    specs = Planner(PlanConfig(), ["vase"]).plan(shelf)
+    assert any(s.tier == "simple" and s.cardinality == "1:All" for s in specs)
+    assert not any(s.tier == "complex" and s.cardinality == "1:All" for s in specs)
+    few = Scene("img", {r["instance_id"]: r for r in [inst(f"v{k}", "vase", 0.2 + 0.3 * k, 0.5) for k in range(3)]},
+                set(), {"vase": frozenset({"decorative"})})
+    assert any(s.tier == "complex" and s.cardinality == "1:All" for s in Planner(PlanConfig(), ["vase"]).plan(few))
