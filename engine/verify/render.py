@@ -97,11 +97,24 @@ def layers_for(meta: dict, target_ids: list[str], cardinality: str) -> Layers:
                   list(target_ids), [i["instance_id"] for i in others])
 
 
+PANEL_GAP = 8   # pixels between the marked picture and the clean one
+
+
 def item_picture(meta: dict, image_bytes: bytes, target_ids: list[str], cardinality: str,
-                 max_side: int = MAX_SIDE) -> Image.Image:
+                 max_side: int = MAX_SIDE, clean_panel: bool = True) -> Image.Image:
+    """The marked picture; with `clean_panel`, the unmarked photo beside it (as in SAM3-I's own
+    dual-panel annotation tool): the tint hides the target's colour, so a judge of "the red
+    cup" needs the clean photo too. Negatives mark nothing, so they get the photo alone."""
     rgb = imageio.decode_rgb(image_bytes)
     lay = layers_for(meta, target_ids, cardinality)
-    return overlay(rgb, lay.targets, lay.distractors, max_side)
+    marked = overlay(rgb, lay.targets, lay.distractors, max_side)
+    if not clean_panel or not lay.targets:
+        return marked
+    clean = overlay(rgb, [], [], max_side)
+    both = Image.new("RGB", (marked.width * 2 + PANEL_GAP, marked.height), (255, 255, 255))
+    both.paste(marked, (0, 0))
+    both.paste(clean, (marked.width + PANEL_GAP, 0))
+    return both
 
 
 def placeholder(message: str, size: tuple[int, int] = (480, 320)) -> Image.Image:

@@ -13,7 +13,7 @@ from scipy import ndimage
 from engine.release import open_release
 from engine.shard import iter_shard_members
 from engine.verify.cli import main
-from engine.verify.render import DISTRACTOR_RGB, TARGET_RGB, contact_sheets, overlay, SheetEntry
+from engine.verify.render import DISTRACTOR_RGB, PANEL_GAP, TARGET_RGB, contact_sheets, overlay, SheetEntry
 
 
 class ReportParser(HTMLParser):
@@ -103,10 +103,17 @@ def test_report_contains_every_item_with_the_overlay_on_its_target(release_uri, 
         sample = cache[row["shard"]][row["sample_key"]]
         meta = json.loads(sample["json"])
         pic = decode_data_uri(item["src"])
+        clean = None
+        if row["cardinality"] != "negative":
+            # marked picture left, the clean photo right (dual panel), PANEL_GAP apart
+            w = (pic.shape[1] - PANEL_GAP) // 2
+            pic, clean = pic[:, :w], pic[:, w + PANEL_GAP:]
         size = (pic.shape[1], pic.shape[0])
         ext = next(e for e in ("jpg", "png") if e in sample)
         plain = np.asarray(Image.open(io.BytesIO(sample[ext])).convert("RGB").resize(size, Image.Resampling.LANCZOS)).astype(int)
         assert abs(size[0] / size[1] - meta["image"]["width"] / meta["image"]["height"]) < 0.01
+        if clean is not None:
+            assert clean.shape == pic.shape and np.abs(clean - plain).mean() < 8   # unmarked photo
 
         insts = {i["instance_id"]: i for i in meta["instances"]}
         targets = [mask_at(insts[t]["segmentation"], size) for t in row["target_ids"]]
