@@ -306,6 +306,22 @@ class Lexicon:
         e = self.entry(category)
         return e.supercategory if e else None
 
+    def supercategory_for(self, category: str, source_supercategory: str | None) -> str:
+        """The supercategory text may use for a category: the lexicon's, else the source's
+        when it names a real group ("Bottle" for "GlassBottle_Close"), else "" (Roboflow's
+        "none", a LabelMe->COCO supercategory equal to the name, a word naming the category)."""
+        own = self.supercategory_of(category)
+        if own:
+            return own
+        sup = (source_supercategory or "").strip()
+        if not sup or names.is_placeholder(sup):
+            return ""
+        nouns = self.nouns_of(category)
+        sg = self.supercategory_noun(sup).lower()
+        if sg in nouns or pluralize(sg) in nouns:
+            return ""
+        return sup
+
     def supercategory_noun(self, supercategory: str, plural: bool = False) -> str:
         sg, pl = self._supers.get(supercategory, (names.readable_noun(supercategory), None))
         return (pl or pluralize(sg)) if plural else sg
@@ -347,6 +363,30 @@ class Lexicon:
 
     def colors(self) -> dict[str, tuple[str, ...]]:
         return dict(self._colors)
+
+
+def extension_files(cfg) -> list[str]:
+    """The lexicon extension files an EngineConfig names: project-wide, then per source."""
+    out = list(cfg.lexicon.extend)
+    out += [s.lexicon for _, s in sorted(cfg.sources.items()) if s.lexicon and s.lexicon not in out]
+    return out
+
+
+def lexicon_for(cfg) -> Lexicon:
+    """The base lexicon with every extension the config names merged in."""
+    return load_lexicon(extensions=extension_files(cfg))
+
+
+def files_digest(paths: list[str]) -> str:
+    """sha256 over the files' bytes: a build's units depend on the extensions' content."""
+    import hashlib
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            h.update(Path(p).read_bytes())
+        except OSError as e:
+            raise LexiconError(f"{p}: cannot read the lexicon extension: {e.strerror}") from None
+    return h.hexdigest()[:16]
 
 
 def _format_error(path: str, err: ValidationError) -> str:

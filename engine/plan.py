@@ -60,13 +60,19 @@ class Spec:
         }
 
 
+def big_enough(f: dict, cfg: PlanConfig) -> bool:
+    """Large enough to be a target: a share of the image, or an absolute pixel count (small
+    objects of large aerial and macro photos)."""
+    return f["area_frac"] >= cfg.min_area_frac or (cfg.min_area_px > 0 and f["area"] >= cfg.min_area_px)
+
+
 def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
     """Instances that may be the target of a one-instance or group instruction: large enough,
     not a crowd region, and (by default) not of a category that has a crowd region in the image."""
     crowded = {(f["image_id"], f["category"]) for f in facts if f["iscrowd"]} if cfg.skip_crowded_categories else set()
     return {f["instance_id"] for f in facts
             if (cfg.allow_crowd_targets or not f["iscrowd"]) and (f["image_id"], f["category"]) not in crowded
-            and f["area_frac"] >= cfg.min_area_frac}
+            and big_enough(f, cfg)}
 
 
 class Planner:
@@ -166,7 +172,7 @@ class Planner:
             specs += self._one_to_one(scene, t, by_cat)
         if self.cfg.one_to_all:
             # "all the people" is exact beside a crowd too: the crowd region is one of the targets
-            big = {i for i, f in scene.instances.items() if f["area_frac"] >= self.cfg.min_area_frac}
+            big = {i for i, f in scene.instances.items() if big_enough(f, self.cfg)}
             specs += self._one_to_all(scene, by_cat, big)
         if self.cfg.one_to_many:
             specs += self._one_to_many(scene, by_cat, set(eligible))
@@ -185,13 +191,36 @@ class Planner:
         atoms = self._filter_atoms(scene, t)
         for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
-        for key in sorted(scene.affordances.get(f["category"], ())):
+        for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break
+        if not self.kind_keys(scene, f["category"]):
+            # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
+            head = self.generic_head(f)
+            progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                 min_extra=1)
+            out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
+
+    @staticmethod
+    def kind_keys(scene: Scene, category: str) -> frozenset[str]:
+        """The category's affordance keys, when kind facts are safe here: only if the lexicon
+        knows every category in the picture. "The thing you can eat" for the orange is wrong
+        beside a mango that the lexicon has never heard of (an unknown category has no keys,
+        so the program would say it is not edible)."""
+        if scene.unknown & scene.categories():
+            return frozenset()
+        return scene.affordances.get(category, frozenset())
+
+    @staticmethod
+    def generic_head(f: dict) -> Program:
+        """The head of a complex program for a category the lexicon knows nothing of: its
+        supercategory ("the bottle ..."), or no head at all ("the item ..."), which ranges
+        over every annotated instance of the image."""
+        return Program((C("supercategory", f["supercategory"]),)) if f["supercategory"] else Program(())
 
     def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
         out = []
@@ -202,7 +231,7 @@ class Planner:
             prog = Program((C("category", catname),))
             out.append(Spec(scene.image_id, "concept", "1:All", target, prog))
             out.append(Spec(scene.image_id, "simple", "1:All", target, prog))
-            for key in sorted(scene.affordances.get(catname, ())):
+            for key in sorted(self.kind_keys(scene, catname)):
                 p = Program((C("affordance", key),))
                 if evaluate(p, scene) == set(members):
                     out.append(Spec(scene.image_id, "complex", "1:All", target, p))
@@ -215,7 +244,9 @@ class Planner:
             if len(members) < 3 or any(scene.instances[m]["iscrowd"] for m in members):
                 continue
             heads = [("simple", Program((C("category", catname),)))]
-            heads += [("complex", Program((C("affordance", k),))) for k in sorted(scene.affordances.get(catname, ()))[:2]]
+            heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
+            if not self.kind_keys(scene, catname):
+                heads.append(("complex", self.generic_head(scene.instances[members[0]])))
             atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
                            key=lambda a: (COST[a.kind], str(a.value)))
             for tier, head in heads:
@@ -229,12 +260,16 @@ class Planner:
         return out
 
     def _negatives(self, scene: Scene) -> list[Spec]:
+        """Programs that select nothing, about concepts the source annotates exhaustively only
+        (scene.vocabulary, else the planner's list): a concept it does not annotate may well be
+        in the photo unmarked."""
         n = self.cfg.negatives_per_image
         if n == 0:
             return []
         rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
         present = scene.categories()
-        absent = [c for c in self.known_categories if c not in present]
+        vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
+        absent = [c for c in vocabulary if c not in present]
         out = []
         for c in rng.sample(absent, min(n, len(absent))):
             out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))
@@ -248,8 +283,12 @@ class Planner:
             pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
-        present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
-        absent_aff = sorted({k for ks in scene.affordances.values() for k in ks} - present_aff)
-        for k in rng.sample(absent_aff, min(n, len(absent_aff))):
-            out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
+        # complex: an affordance of an absent vocabulary category, only when the lexicon knows
+        # every category present (a custom "date" with no keys may well be "something you can eat")
+        if not scene.unknown & present:
+            allowed = set(vocabulary)
+            present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
+            absent_aff = sorted({k for c, ks in scene.affordances.items() if c in allowed for k in ks} - present_aff)
+            for k in rng.sample(absent_aff, min(n, len(absent_aff))):
+                out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
         return [s for s in out if not evaluate(s.program, scene)]

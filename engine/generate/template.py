@@ -234,7 +234,9 @@ class _Writer:
         if sup:
             return _Head(sup_pl if plural else sup_sg, clauses)
         if self.complex and role == "target":
-            return _Head("things" if plural else "thing", clauses)
+            # a category the lexicon knows nothing of: a generic noun that does not name it
+            word = self.pick(("item", "item", "object"))
+            return _Head(word + "s" if plural else word, clauses)
         return _Head("objects" if plural else "object", clauses)
 
     def position(self, values: list[str]) -> str:
