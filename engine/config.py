@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -144,6 +146,11 @@ class LexiconConfig(_Section):
     # Files in engine/data/lexicon.yaml's format that add a project's categories (engine/lexicon.py).
     extend: list[str] = Field(default_factory=list, description="lexicon extension files for every source")
 
+    @field_validator("extend")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:   # workers may run elsewhere than the driver's cwd
+        return [os.path.abspath(os.path.expanduser(p)) for p in v]
+
 
 class SourceConfig(_Section):
     lexicon: str | None = Field(None, description="lexicon extension file for this source's categories")
@@ -151,6 +158,11 @@ class SourceConfig(_Section):
     # exhaustively. Default: the categories it lists and actually uses (a single-category
     # source: that one). "lexicon": every thing-category of the lexicon (a full COCO source).
     exhaustive: list[str] | Literal["used", "lexicon"] = "used"
+
+    @field_validator("lexicon")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        return os.path.abspath(os.path.expanduser(v)) if v else v
 
 
 class EngineConfig(_Section):

@@ -63,7 +63,7 @@ class Spec:
 def big_enough(f: dict, cfg: PlanConfig) -> bool:
     """Large enough to be a target: a share of the image, or an absolute pixel count (small
     objects of large aerial and macro photos)."""
-    return f["area_frac"] >= cfg.min_area_frac or (cfg.min_area_px > 0 and f["area"] >= cfg.min_area_px)
+    return f["area_frac"] >= cfg.min_area_frac or (cfg.min_area_px > 0 and f.get("area", 0) >= cfg.min_area_px)
 
 
 def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:

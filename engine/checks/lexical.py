@@ -345,7 +345,8 @@ class LexicalChecker:
             raise _Unverifiable(f"an ordinal without its side in {' '.join(t.text or t.kind for t in toks)!r}")
         cs += [Constraint("ordinal", f"{s}:{k}") for k, s in zip(nums, sides)]
         # a bare "item" / "object" / "thing" is a head too: it ranges over every instance
-        has_head = any(k in _HEAD_KINDS or k == "HEAD" for k in kinds)
+        # (for the target only: "next to the thing" says nothing a person could find)
+        has_head = any(k in _HEAD_KINDS or (k == "HEAD" and is_main) for k in kinds)
         for child in seg.children:
             child_prog, _ = self._relation_object(child, scene)
             if child_prog is None:
