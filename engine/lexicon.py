@@ -13,7 +13,7 @@ Extensions: a project or a source adds its own taxonomy in a file of the same fo
 (`load_lexicon(extensions=[...])`, config `lexicon.extend` and `sources.<id>.lexicon`); it may
 add categories, supercategories and affordance keys, and reference the base file's keys, but
 not redefine anything the base (or another extension) defines. `appearance` words become a
-state key of their own ("something wrinkled and oval"). `python -m engine.lexicon draft SOURCE`
+state key of their own ("an item that looks wrinkled and oval"). `python -m engine.lexicon draft SOURCE`
 writes a draft extension for the categories a source uses that the lexicon lacks
 (engine/lexicon_draft.py).
 """
@@ -152,9 +152,9 @@ def appearance_key(words: list[str]) -> str:
 
 
 def appearance_phrases(words: list[str]) -> tuple[str, str]:
-    """(singular, plural) state phrases for appearance words: "something wrinkled and oval"."""
+    """(singular, plural) state phrases for appearance words: "an item that looks wrinkled and oval"."""
     said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    return f"something {said}", f"{said} things"
+    return f"an item that looks {said}", f"items that look {said}"
 
 
 def _phrase_form(text: str, plural: bool) -> PhraseForm:

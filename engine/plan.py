@@ -99,7 +99,9 @@ class Planner:
     def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
         f = scene.instances[iid]
         atoms = []
-        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories:
+        # ("the orange orange" says the colour twice: a colour that is the category's name is left out)
+        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
+                and f["color"] != f["category"].casefold():
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
         if f["size_label"] != "medium":

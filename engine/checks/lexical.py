@@ -238,20 +238,17 @@ class LexicalChecker:
         for form, cats in nouns.items():
             if form not in self.vocab:
                 extra[form] = [self._noun_tok(form, cats)]
-        known_supers = lex.supercategories()
         present_keys = {lex.key(c) or c for c in present}
         for sup in sorted({f["supercategory"] for f in scene.instances.values() if f["supercategory"]}):
-            if sup in known_supers:
-                continue
-            sg = lex.supercategory_noun(sup)
-            for text, number in ((sg, "sg"), (lex.supercategory_noun(sup, plural=True), "pl")):
+            sg, pl = lex.supercategory_noun(sup), lex.supercategory_noun(sup, plural=True)
+            for text, number in ((sg, "sg"), (pl, "pl")):
                 key = tuple(word_tokens(text))
-                if key in extra:
+                toks = extra.get(key) or self.vocab.get(key, [])
+                if key in extra or any(t.kind == "SUPER" and t.value == sup for t in toks):
                     continue
-                toks = self.vocab.get(key, [])
                 if any(t.kind == "NOUN" and set(t.value) & present_keys for t in toks):
                     continue          # a category here has that noun: it stays the category
-                extra[key] = [Tok("SUPER", sup, number, text)]
+                extra[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
         return extra
 
     # ---- step 1: tokens ----------------------------------------------------------------------
