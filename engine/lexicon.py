@@ -223,6 +223,13 @@ class Lexicon:
         words = [w.strip() for w in words if w.strip()]
         if not words:
             raise LexiconError(f"{self.source}: categories.{cat}: appearance words are empty")
+        closed = {w for ws in (*SIZE_WORDS.values(), *SUPERLATIVE_WORDS.values(), *EXTREME_WORDS.values()) for w in ws}
+        closed |= {"left", "right", "top", "bottom", "middle", "center", "centre"}
+        closed |= {w for ws in self._colors.values() for w in ws}
+        bad = sorted({t for w in words for t in word_tokens(w)} & closed)
+        if bad:
+            raise LexiconError(f"{self.source}: categories.{cat}: appearance words {bad} are colour, size or "
+                               "position words, which the instance facts decide")
         key = appearance_key(words)
         sg, pl = appearance_phrases(words)
         self._affordances[key] = Affordance(key, "state", (_phrase_form(sg, False),), (_phrase_form(pl, True),))
