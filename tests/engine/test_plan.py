@@ -183,3 +183,61 @@ def test_relations_in_use_are_configurable():
     assert not [s for s in default if "relation" in s.program.kinds()]
     on = Planner(PlanConfig(relations=["above", "below"]), list(AFF)).plan(scene)
     assert any(c.rel == "above" for s in on for c in s.program if c.kind == "relation")
+
+
+# ---- custom taxonomies ----------------------------------------------------------------------
+from engine.plan import eligible_ids   # noqa: E402
+
+
+def test_small_objects_are_eligible_by_pixels_as_well_as_by_share():
+    # a car in a 4000x3000 aerial photo: 0.2% of the image, 24,000 pixels
+    f = {"instance_id": "a", "image_id": "x", "category": "car", "iscrowd": False, "area": 24_000, "area_frac": 0.002}
+    tiny = {**f, "instance_id": "b", "area": 900, "area_frac": 0.002}
+    assert eligible_ids([f, tiny], PlanConfig()) == {"a"}
+    assert eligible_ids([f, tiny], PlanConfig(min_area_px=0)) == set()
+    # in a 640x480 COCO photo the pixel floor admits nothing the 1% share does not: 4096 px is 1.33%
+    coco = {**f, "instance_id": "c", "area": 3000, "area_frac": 3000 / (640 * 480)}
+    assert eligible_ids([coco], PlanConfig()) == set()
+
+
+def _custom(rows, vocab, unknown=frozenset(), sup=""):
+    scene = _scene(rows)
+    for f in scene.instances.values():
+        f["supercategory"] = sup
+    scene.affordances = {c: k for c, k in AFF.items() if c not in unknown}
+    scene.vocabulary, scene.unknown = frozenset(vocab), frozenset(unknown)
+    return scene
+
+
+def test_negatives_name_only_the_sources_vocabulary():
+    scene = _custom([("widget", 0.1, "black", 900), ("gadget", 0.8, "white", 900)],
+                    vocab={"widget", "gadget", "doohickey"}, unknown={"widget", "gadget", "doohickey"})
+    for seed in range(20):
+        specs = Planner(PlanConfig(negatives_per_image=3), list(AFF), seed=seed).plan(scene)
+        neg = [s for s in specs if s.cardinality == "negative"]
+        named = {str(c.value) for s in neg for c in s.program if c.kind == "category"}
+        assert named <= {"widget", "gadget", "doohickey"}, named          # never "dog", "cup" ...
+        assert not [s for s in neg if s.tier == "complex"]                 # unknown kinds: no kind negatives
+        assert any(s.program.get("category").value == "doohickey" for s in neg if s.tier == "concept")
+
+
+def test_complex_tier_without_lexicon_uses_instance_facts_under_a_supercategory_or_generic_noun():
+    rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900), ("gadget", 0.9, "red", 900)]
+    for sup, head in (("tool", ("supercategory",)), ("", ())):
+        scene = _custom(rows, {"widget", "gadget"}, unknown={"widget", "gadget"}, sup=sup)
+        specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+        cx = [s for s in specs if s.tier == "complex" and s.cardinality == "1:1"]
+        assert {s.target_ids[0] for s in cx} == {"i0", "i1", "i2"}
+        for s in cx:
+            assert s.program.kinds()[:len(head)] == head and s.program.get("category") is None
+            assert len(s.program) > len(head)                   # at least one instance fact
+            assert evaluate(s.program, scene) == set(s.target_ids)
+
+
+def test_kind_facts_are_not_used_beside_a_category_the_lexicon_does_not_know():
+    rows = [("dog", 0.1, "black", 900), ("widget", 0.9, "white", 900)]
+    known = _custom(rows, {"dog"})
+    mixed = _custom(rows, {"dog", "widget"}, unknown={"widget"})
+    aff = lambda sc: [s for s in Planner(PlanConfig(), list(AFF)).plan(sc) if s.tier == "complex" and s.program.get("affordance")]
+    assert aff(known)
+    assert not aff(mixed)            # "the animal that barks" beside an unknown widget that may well bark
