@@ -316,18 +316,22 @@ class Lexicon:
     def supercategory_for(self, category: str, source_supercategory: str | None) -> str:
         """The supercategory text may use for a category: the lexicon's, else the source's
         when it names a real group ("Bottle" for "GlassBottle_Close"), else "" (Roboflow's
-        "none", a LabelMe->COCO supercategory equal to the name, a word naming the category)."""
+        "none", a LabelMe->COCO supercategory equal to the name, a word naming the category).
+        The lexicon's own is kept even when it names the category ("person"): planner rules
+        group by it; `supercategory_names` says whether text may use it."""
         own = self.supercategory_of(category)
         if own:
             return own
         sup = (source_supercategory or "").strip()
         if not sup or names.is_placeholder(sup):
             return ""
-        nouns = self.nouns_of(category)
-        sg = self.supercategory_noun(sup).lower()
-        if sg in nouns or pluralize(sg) in nouns:
-            return ""
-        return sup
+        return "" if self.supercategory_names(category, sup) else sup
+
+    def supercategory_names(self, category: str, supercategory: str) -> bool:
+        """Whether the supercategory's words name the category ("patch of sky" for sky, "person"
+        for person): such a supercategory cannot stand in for it in complex text."""
+        said = (self.supercategory_noun(supercategory), self.supercategory_noun(supercategory, plural=True))
+        return any(_contains_phrase(t, n) for t in said for n in self.nouns_of(category))
 
     def supercategory_noun(self, supercategory: str, plural: bool = False) -> str:
         sg, pl = self._supers.get(supercategory, (names.readable_noun(supercategory), None))

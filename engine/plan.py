@@ -202,9 +202,10 @@ class Planner:
         if not self.kind_keys(scene, f["category"]):
             # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
             head = self.generic_head(f)
-            progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
-                                 min_extra=1)
-            out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
+            if len(head) or not f.get("stuff"):     # "the item at the top" is no way to say "sky"
+                progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                     min_extra=1)
+                out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
 
     @staticmethod
@@ -222,7 +223,9 @@ class Planner:
         """The head of a complex program for a category the lexicon knows nothing of: its
         supercategory ("the bottle ..."), or no head at all ("the item ..."), which ranges
         over every annotated instance of the image."""
-        return Program((C("supercategory", f["supercategory"]),)) if f["supercategory"] else Program(())
+        if f["supercategory"] and not f.get("supercategory_says_it"):
+            return Program((C("supercategory", f["supercategory"]),))
+        return Program(())
 
     def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
         out = []
@@ -247,8 +250,9 @@ class Planner:
                 continue
             heads = [("simple", Program((C("category", catname),)))]
             heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
-            if not self.kind_keys(scene, catname):
-                heads.append(("complex", self.generic_head(scene.instances[members[0]])))
+            first = scene.instances[members[0]]
+            if not self.kind_keys(scene, catname) and (len(self.generic_head(first)) or not first.get("stuff")):
+                heads.append(("complex", self.generic_head(first)))
             atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
                            key=lambda a: (COST[a.kind], str(a.value)))
             for tier, head in heads:

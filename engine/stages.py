@@ -110,6 +110,9 @@ class UnitWorker:
             scene = Scene.from_tables(i, facts, relations)
             for f in scene.instances.values():
                 f["supercategory"] = lex.supercategory_for(f["category"], f["supercategory"])
+                f["stuff"] = lex.is_stuff(f["category"])
+                f["supercategory_says_it"] = bool(f["supercategory"]) and lex.supercategory_names(
+                    f["category"], f["supercategory"])
             v = vocab.get(source_of(i), frozenset())
             scene.affordances = lex.affordance_map(scene.categories() | v)
             scene.vocabulary = v
