@@ -31,6 +31,49 @@ COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
 
+SIDE_TOL = 0.10          # as engine.facts: boxes may interpenetrate by this share of the smaller extent
+HEAD_KINDS = ("category", "supercategory", "affordance")
+PICK_KINDS = ("ordinal", "superlative")
+
+
+def _left_of(a: dict, b: dict) -> bool:
+    """engine.facts' left_of rule on fact rows, for any distance (a viewer's reading)."""
+    tol = SIDE_TOL * min(a["x1"] - a["x0"], b["x1"] - b["x0"])
+    if a["x1"] <= b["x0"] + tol:
+        return True
+    return min(a["y1"], b["y1"]) - max(a["y0"], b["y0"]) > 0 and a["cx"] <= b["x0"] and b["cx"] >= a["x1"]
+
+
+def viewer_scene(scene: Scene) -> Scene:
+    """The scene as a reader takes "left of" / "right of": the facts relate nearby pairs only,
+    but a person reading "the bottle right of the glass bottle" counts every bottle to its
+    right, however far. Programs must select their targets in this reading too."""
+    inst = scene.instances
+    if not inst or any("x1" not in f for f in inst.values()):
+        return scene
+    rel = set(scene.relations)
+    for a, fa in inst.items():
+        for b, fb in inst.items():
+            if a != b and _left_of(fa, fb):
+                rel |= {(a, "left_of", b), (b, "right_of", a)}
+    return Scene(scene.image_id, inst, rel, scene.affordances, scene.vocabulary, scene.unknown)
+
+
+def reads_as(program: Program, scene: Scene) -> set[str]:
+    """What a reader may take the program to select, when that differs from the evaluator:
+    "the bottle third from the left and halfway up" can count from the left among all bottles
+    (then check it is halfway up) as well as among those halfway up. Returns the union of both
+    readings' mismatches as a set that equals the program's own only when they agree."""
+    picks = [c for c in program if c.kind in PICK_KINDS]
+    narrow = [c for c in program if c.kind not in HEAD_KINDS and c.kind not in PICK_KINDS + ("count",)]
+    own = evaluate(program, scene)
+    if not picks or not narrow:
+        return own
+    head = Program(tuple(c for c in program if c.kind in HEAD_KINDS))
+    first = evaluate(head.with_(*picks), scene) & evaluate(head.with_(*narrow), scene)
+    return own if first == own else own | {"<another reading>"}
+
+
 def _axis(position: str) -> str:
     return "x" if position in ("left", "center", "right") else "y"
 
@@ -80,6 +123,7 @@ class Planner:
         self.cfg = cfg
         self.known_categories = sorted(known_categories)
         self.seed = seed
+        self._viewer: Scene | None = None
 
     # ---- atoms -------------------------------------------------------------------------
     def _object_program(self, scene: Scene, oid: str) -> Program | None:
@@ -156,15 +200,24 @@ class Planner:
                 break
             if any(set(f) <= set(combo) for f in found):
                 continue
-            if evaluate(head.with_(*combo), scene) == targets:
+            prog = head.with_(*combo)
+            if evaluate(prog, scene) == targets and self._reads_the_same(prog, scene, targets):
                 found.append(combo)
         return [head.with_(*combo) for combo in found]
+
+    def _reads_the_same(self, prog: Program, scene: Scene, targets: set[str]) -> bool:
+        """A person reading the program's text picks the same set: relations at any distance,
+        and an ordinal or superlative over the head noun's set as well as over the filtered set."""
+        viewer = self._viewer if self._viewer is not None and self._viewer.image_id == scene.image_id \
+            else viewer_scene(scene)
+        return evaluate(prog, viewer) == targets and reads_as(prog, viewer) == targets
 
     # ---- targets -----------------------------------------------------------------------
     def eligible(self, scene: Scene) -> list[str]:
         return sorted(eligible_ids(list(scene.instances.values()), self.cfg))
 
     def plan(self, scene: Scene) -> list[Spec]:
+        self._viewer = viewer_scene(scene)
         specs: list[Spec] = []
         by_cat: dict[str, list[str]] = {}
         for i, f in scene.instances.items():

@@ -241,3 +241,41 @@ def test_kind_facts_are_not_used_beside_a_category_the_lexicon_does_not_know():
     aff = lambda sc: [s for s in Planner(PlanConfig(), list(AFF)).plan(sc) if s.tier == "complex" and s.program.get("affordance")]
     assert aff(known)
     assert not aff(mixed)            # "the animal that barks" beside an unknown widget that may well bark
+
+
+def _boxed(rows):
+    """rows: (category, x0, x1, pos_y); boxes in a row at mid-height unless pos_y says otherwise."""
+    inst = {}
+    for i, (cat, x0, x1, pos_y) in enumerate(rows):
+        y0, y1 = (0.1, 0.3) if pos_y == "top" else (0.4, 0.6)
+        inst[f"i{i}"] = {"instance_id": f"i{i}", "image_id": "x", "category": cat, "supercategory": CATS.get(cat, ""),
+                         "iscrowd": False, "area": 2000, "area_frac": 0.02, "cx": (x0 + x1) / 2, "cy": (y0 + y1) / 2,
+                         "x0": x0, "x1": x1, "y0": y0, "y1": y1, "pos_x": _third((x0 + x1) / 2, ("left", "center", "right")),
+                         "pos_y": pos_y, "size_label": "medium", "color": "white", "color_frac": 0.8}
+    return inst
+
+
+def test_right_of_is_read_at_any_distance():
+    from engine.programs import Constraint as C, P
+    from engine.plan import viewer_scene
+    # facts relate nearby pairs only: the far cup has no right_of(bench) row
+    inst = _boxed([("bench", 0.0, 0.2, "middle"), ("cup", 0.25, 0.35, "middle"), ("cup", 0.8, 0.9, "middle")])
+    scene = Scene("x", inst, {("i1", "right_of", "i0"), ("i0", "left_of", "i1")}, AFF)
+    prog = P(C("category", "cup"), C("relation", rel="right_of", obj=P(C("category", "bench"))))
+    assert evaluate(prog, scene) == {"i1"} and evaluate(prog, viewer_scene(scene)) == {"i1", "i2"}
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert not [s for s in specs if s.target_ids == ("i1",) and "right_of" in s.program.dumps()]
+
+
+def test_an_ordinal_beside_a_filter_must_read_the_same_counted_either_way():
+    from engine.programs import Constraint as C, P
+    from engine.plan import reads_as
+    # three cups in a row, the first one high up: "the second cup from the left at mid-height"
+    # is i2 counting among mid-height cups, but i1 counting among all cups
+    inst = _boxed([("cup", 0.0, 0.1, "top"), ("cup", 0.3, 0.4, "middle"), ("cup", 0.6, 0.7, "middle")])
+    scene = Scene("x", inst, set(), AFF)
+    prog = P(C("category", "cup"), C("position", "middle"), C("ordinal", "left:2"))
+    assert evaluate(prog, scene) == {"i2"} and reads_as(prog, scene) != {"i2"}
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert prog not in {s.program for s in specs}
+    assert any(s.target_ids == ("i2",) and s.tier == "simple" for s in specs)     # said another way
