@@ -54,6 +54,11 @@ class PlanConfig(_Section):
     # occlusion, so above / below / on are off by default; left/right of, next to, inside and
     # overlapping read the same in the picture and in the world.
     relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
+    # A category the lexicon knows nothing of gets complex instructions from instance facts under
+    # its supercategory, or else under "the item" / "the object". The generic noun assumes nothing
+    # unannotated in the photo could be called an item; turn it off for cluttered photos (the
+    # supercategory form stays), or give the categories a supercategory in a lexicon extension.
+    generic_noun: bool = True
     # A crowd region hides unannotated instances of its category ("the person on the far left"
     # may be someone in the crowd), so no one-instance or group targets in such a category.
     skip_crowded_categories: bool = True

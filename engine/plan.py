@@ -255,7 +255,7 @@ class Planner:
         if not self.kind_keys(scene, f["category"]):
             # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
             head = self.generic_head(f)
-            if len(head) or not f.get("stuff"):     # "the item at the top" is no way to say "sky"
+            if len(head) or (self.cfg.generic_noun and not f.get("stuff")):  # "the item at the top" is no way to say "sky"
                 progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
                                      min_extra=1)
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
@@ -304,7 +304,8 @@ class Planner:
             heads = [("simple", Program((C("category", catname),)))]
             heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
             first = scene.instances[members[0]]
-            if not self.kind_keys(scene, catname) and (len(self.generic_head(first)) or not first.get("stuff")):
+            if not self.kind_keys(scene, catname) and (len(self.generic_head(first))
+                                                      or (self.cfg.generic_noun and not first.get("stuff"))):
                 heads.append(("complex", self.generic_head(first)))
             atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
                            key=lambda a: (COST[a.kind], str(a.value)))

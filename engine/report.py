@@ -32,7 +32,9 @@ def category_coverage(instances: pd.DataFrame, lexicon) -> list[dict]:
         if lexicon.affordances(cat):
             complex_ = "complex (functions/affordances/states, and instance facts)"
         else:
-            complex_ = f"complex (instance facts under {'the supercategory ' + repr(lexicon.supercategory_noun(sup)) if sup else 'a generic noun'})"
+            complex_ = (f"complex (instance facts under the supercategory {lexicon.supercategory_noun(sup)!r})" if sup
+                        else "complex (instance facts under 'the item': correct only where nothing unannotated "
+                             "could be called an item; a supercategory in a lexicon extension is safer)")
         rows.append({"category": cat, "sources": sorted(group["source_id"].unique()), "noun": lexicon.noun(cat),
                      "plural": lexicon.plural(cat), "supercategory": lexicon.supercategory_noun(sup) if sup else "",
                      "lacks": lacks, "tiers": f"concept, simple, {complex_}"})

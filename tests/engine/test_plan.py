@@ -279,3 +279,11 @@ def test_an_ordinal_beside_a_filter_must_read_the_same_counted_either_way():
     specs = Planner(PlanConfig(), list(AFF)).plan(scene)
     assert prog not in {s.program for s in specs}
     assert any(s.target_ids == ("i2",) and s.tier == "simple" for s in specs)     # said another way
+
+
+def test_the_generic_noun_can_be_turned_off_for_cluttered_photos():
+    rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900)]
+    for sup, expected in (("", False), ("tool", True)):
+        scene = _custom(rows, {"widget"}, unknown={"widget"}, sup=sup)
+        specs = Planner(PlanConfig(generic_noun=False), list(AFF)).plan(scene)
+        assert any(s.tier == "complex" and s.cardinality == "1:1" for s in specs) is expected
