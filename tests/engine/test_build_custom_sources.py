@@ -62,3 +62,15 @@ def test_roboflow_bottles_with_and_without_a_lexicon_extension(tmp_path):
     assert named[named["tier"] == "concept"]["text"].str.contains("glass bottle with a tight cap").any()
     assert named[named["tier"] == "complex"]["subtype"].str.contains("state|affordance").any()
     assert "| `GlassBottle_Close` | glass bottle with a tight cap / glass bottles with a tight cap | bottle |" in card
+
+
+def test_units_are_redone_when_a_lexicon_extension_changes(tmp_path):
+    from engine.build import config_fingerprint
+    ext = tmp_path / "ext.yaml"
+    ext.write_text("version: 1\ncategories:\n  kivi: {noun: kiwi}\n")
+    cfg = load_config(None, [f"lexicon.extend=[{ext}]"])
+    before = config_fingerprint(cfg)
+    ext.write_text("version: 1\ncategories:\n  kivi: {noun: kiwi, synonyms: [kiwifruit]}\n")
+    assert config_fingerprint(cfg) != before
+    rel = load_config(None, ["lexicon.extend=[ext.yaml]", "sources.s1.lexicon=x.yaml"])
+    assert rel.lexicon.extend[0].startswith("/") and rel.sources["s1"].lexicon.startswith("/")
