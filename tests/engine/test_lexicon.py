@@ -237,3 +237,11 @@ def test_two_extensions_may_not_define_the_same_category(tmp_path):
     b.write_text("version: 1\ncategories:\n  FIG: {plural: figs}\n")
     with pytest.raises(LexiconError, match="b.yaml: redefines"):
         load_lexicon(extensions=[a, b])
+
+
+@pytest.mark.parametrize("name", ["crystl_bottles", "fruits_nuts", "fruits_yoloseg"])
+def test_example_extensions_for_the_shared_custom_sets_load(name):
+    path = DEFAULT_PATH.parents[2] / "examples" / "lexicons" / f"{name}.yaml"
+    lex = load_lexicon(extensions=[path])
+    added = [c for c in lex.categories() if LEX.entry(c) is None]
+    assert added and all(lex.affordances(c) and lex.supercategory_of(c) for c in added)
