@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     from engine.ingest import IngestError
+    from engine.llm_client import LLMServerError
     try:
         cfg = load_config(args.config, args.overrides)
         lexicon = lexicon_for(cfg)
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         text = render(drafts, sid, cfg.generate.backend)
         out.write_text(text)
         validate(drafts, extension_files(cfg))
-    except (IngestError, LexiconError, ValueError) as e:
+    except (IngestError, LexiconError, ValueError, LLMServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     known = [c for c in cats if lexicon.entry(c) is not None]

@@ -90,3 +90,11 @@ def test_from_answer_reuses_a_known_supercategory():
     assert d.entry["supercategory"] == "food" and d.supercategories == {}
     with pytest.raises(LexiconError):
         from_answer("kivi", [], "", LEX)
+
+
+def test_an_unreachable_model_server_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "d.yaml"
+    rc = main(["draft", str(YOLOSEG), "-o", str(out), "--set", "generate.backend=openai",
+               "--set", "generate.base_url=http://127.0.0.1:9/v1", "--set", "generate.retries=0"])
+    assert rc == 2 and not out.exists()
+    assert "http://127.0.0.1:9/v1 did not answer" in capsys.readouterr().err
