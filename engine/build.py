@@ -21,8 +21,8 @@ import yaml
 
 from engine.config import EngineConfig, load_config
 from engine.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
-from engine.lexicon import load_lexicon
-from engine.report import print_report, quality_report, report_markdown
+from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
+from engine.report import category_coverage, print_report, quality_report, report_markdown
 from engine.stages import UnitWorker
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -60,9 +60,23 @@ class BuildResult:
 
 
 def config_fingerprint(cfg: EngineConfig) -> str:
-    """What decides unit outputs: every section but release/ray, plus the code version."""
+    """What decides unit outputs: every section but release/ray, the lexicon extensions'
+    content, plus the code version."""
     data = cfg.model_dump(exclude={"release", "ray"})
-    return hashlib.sha256((json.dumps(data, sort_keys=True) + code_version()).encode()).hexdigest()[:16]
+    ext = extension_files(cfg)
+    lex = files_digest(ext) if ext else ""
+    return hashlib.sha256((json.dumps(data, sort_keys=True) + lex + code_version()).encode()).hexdigest()[:16]
+
+
+def negatives_section(cfg: EngineConfig, instances: pd.DataFrame, lex) -> str:
+    """Which vocabulary each source's negatives came from (engine/sources/vocabulary.py)."""
+    from engine.sources.vocabulary import describe_vocabulary, vocabularies
+    lines = ["A negative claims a concept is absent; it is drawn only from what its source annotates "
+             "exhaustively (per work unit, those of these categories the unit's images use).", ""]
+    for sid, vocab in sorted(vocabularies(cfg, instances, lex).items()):
+        setting = cfg.sources[sid].exhaustive if sid in cfg.sources else "used"
+        lines.append(f"- `{sid}`: {describe_vocabulary(setting, vocab, lex)}")
+    return "\n".join(lines)
 
 
 def default_workdir(output: str) -> Path:
@@ -128,6 +142,7 @@ def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], qua
 
 
 def no_complex_categories(instances: pd.DataFrame) -> list[str]:
+    """Categories whose complex tier has no lexicon knowledge (instance facts only)."""
     lex = load_lexicon()
     return sorted(c for c in instances["category"].unique() if not lex.affordances(c))
 
@@ -136,9 +151,10 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
             cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
     from engine.release import build_release
 
-    rep = quality_report(instructions, facts, cfg.plan,
-                         no_complex_categories(data.instances))
+    lex = lexicon_for(cfg)
+    rep = quality_report(instructions, facts, cfg.plan, categories=category_coverage(data.instances, lex))
     card = dataset_card(rep, cfg, sources, data.quarantine)
+    card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
                          inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version())
     return rep, info

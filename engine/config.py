@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Section(BaseModel):
@@ -32,7 +34,12 @@ class FactsConfig(_Section):
 
 
 class PlanConfig(_Section):
-    min_area_frac: float = Field(0.01, ge=0, description="targets must cover at least this share of the image")
+    # A target must be big enough to see: at least min_area_frac of the image OR at least
+    # min_area_px pixels. The pixel floor lets small objects of large aerial / macro photos in
+    # (a car at 0.5% of a 1024x1024 frame is 5,200 px); at 4096 px (64x64) it admits nothing
+    # new in images up to 640x640 (4096 px >= 1% there), so COCO results do not change.
+    min_area_frac: float = Field(0.01, ge=0, description="targets covering at least this share of the image are eligible")
+    min_area_px: int = Field(4096, ge=0, description="targets of at least this many mask pixels are eligible too (0 = off)")
     allow_crowd_targets: bool = False
     programs_per_target: int = Field(3, gt=0, description="distinct programs per target and tier")
     max_constraints: int = Field(3, gt=0)
@@ -47,6 +54,11 @@ class PlanConfig(_Section):
     # occlusion, so above / below / on are off by default; left/right of, next to, inside and
     # overlapping read the same in the picture and in the world.
     relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
+    # A category the lexicon knows nothing of gets complex instructions from instance facts under
+    # its supercategory, or else under "the item" / "the object". The generic noun assumes nothing
+    # unannotated in the photo could be called an item; turn it off for cluttered photos (the
+    # supercategory form stays), or give the categories a supercategory in a lexicon extension.
+    generic_noun: bool = True
     # A crowd region hides unannotated instances of its category ("the person on the far left"
     # may be someone in the crowd), so no one-instance or group targets in such a category.
     skip_crowded_categories: bool = True
@@ -137,8 +149,33 @@ class RayConfig(_Section):
     max_retries: int = 2
 
 
+class LexiconConfig(_Section):
+    # Files in engine/data/lexicon.yaml's format that add a project's categories (engine/lexicon.py).
+    extend: list[str] = Field(default_factory=list, description="lexicon extension files for every source")
+
+    @field_validator("extend")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:   # workers may run elsewhere than the driver's cwd
+        return [os.path.abspath(os.path.expanduser(p)) for p in v]
+
+
+class SourceConfig(_Section):
+    lexicon: str | None = Field(None, description="lexicon extension file for this source's categories")
+    # Negatives claim a concept is absent, which holds only for categories the source annotates
+    # exhaustively. Default: the categories it lists and actually uses (a single-category
+    # source: that one). "lexicon": every thing-category of the lexicon (a full COCO source).
+    exhaustive: list[str] | Literal["used", "lexicon"] = "used"
+
+    @field_validator("lexicon")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        return os.path.abspath(os.path.expanduser(v)) if v else v
+
+
 class EngineConfig(_Section):
     ingest: IngestConfig = IngestConfig()
+    lexicon: LexiconConfig = LexiconConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict, description="per source id")
     facts: FactsConfig = FactsConfig()
     plan: PlanConfig = PlanConfig()
     generate: GenerateConfig = GenerateConfig()

@@ -59,8 +59,9 @@ class IngestError(ValueError):
 @dataclass(frozen=True)
 class SourceSpec:
     source_id: str
-    annotations_uri: str
+    annotations_uri: str      # the COCO json, YOLO data.yaml or LabelMe folder
     images_uri: str
+    format: str = "coco"      # engine.sources.FORMATS
 
 
 def _parent(uri: str) -> str:
@@ -81,21 +82,51 @@ def sanitise_source_id(name: str) -> str:
     return cleaned
 
 
-def resolve_source(arg: str, images: str | None = None, source_id: str | None = None) -> SourceSpec:
-    """SourceSpec from a COCO json file or a folder holding instances.json and images/.
+def resolve_source(arg: str, images: str | None = None, source_id: str | None = None,
+                   format: str | None = None) -> SourceSpec:
+    """SourceSpec from a COCO json file, a folder holding one, a YOLO data.yaml (or its
+    folder) or a folder of LabelMe json files (engine.sources.detect_format).
 
-    A json argument takes its images from the `images/` folder beside it unless `images` is
-    given. The default source id is the folder's name; for a json not named instances.json it
-    is "<folder>-<json stem>", so that train.json and val.json of one folder stay apart.
+    COCO: a json argument takes its images from the `images/` folder beside it, or from its
+    own folder when there is no `images/` (Roboflow's `_annotations.coco.json`), unless
+    `images` is given. The default source id is the folder's name; for a json not named
+    instances.json it is "<folder>-<json stem>", so that train.json and val.json of one
+    folder stay apart (Roboflow: "<dataset folder>-<split folder>"). YOLO: image
+    paths are relative to data.yaml's folder. LabelMe: images are found by each file's
+    `imagePath`, relative to the json.
     """
+    from engine.sources import detect_format
+    from engine.sources.coco import ROBOFLOW_JSON, find_coco_json
+
     arg = str(arg)
     if not storage.is_s3(arg):
         arg = os.path.abspath(os.path.expanduser(arg))
+    fmt = format or detect_format(arg)
+    if fmt == "yolo_seg":
+        yaml_path = arg if arg.endswith((".yaml", ".yml")) else next(
+            (os.path.join(arg, n) for n in ("data.yaml", "data.yml") if os.path.exists(os.path.join(arg, n))),
+            os.path.join(arg, "data.yaml"))
+        folder = _parent(yaml_path)
+        if not os.path.isfile(yaml_path):
+            raise IngestError(f"{yaml_path}: data.yaml not found (source argument {arg!r})")
+        return SourceSpec(sanitise_source_id(source_id or _basename(folder)), yaml_path,
+                          os.path.abspath(images) if images else folder, "yolo_seg")
+    if fmt == "labelme":
+        if not os.path.isdir(arg):
+            raise IngestError(f"{arg}: LabelMe folder not found")
+        return SourceSpec(sanitise_source_id(source_id or _basename(arg)), arg,
+                          os.path.abspath(images) if images else arg, "labelme")
+    if not storage.is_s3(arg) and os.path.isdir(arg) and not os.path.exists(os.path.join(arg, DEFAULT_ANNOTATIONS)):
+        arg = find_coco_json(arg) or arg
     if arg.lower().endswith(".json"):
         annotations_uri = arg
         folder = _parent(arg)
         stem = _basename(arg)[: -len(".json")]
         default_id = _basename(folder) if stem == "instances" else f"{_basename(folder)}-{stem}"
+        if _basename(arg) == ROBOFLOW_JSON:     # <dataset>/<split>/_annotations.coco.json
+            default_id = f"{_basename(_parent(folder))}-{_basename(folder)}"
+        if images is None and not storage.is_s3(arg) and not os.path.isdir(os.path.join(folder, DEFAULT_IMAGES)):
+            images = folder       # Roboflow, CVAT: the images lie beside the json
     else:
         folder = arg.rstrip("/") if storage.is_s3(arg) else arg
         annotations_uri = storage.join(folder, DEFAULT_ANNOTATIONS)
@@ -577,9 +608,12 @@ def ingest(sources: list[SourceSpec], cfg: IngestConfig | None = None) -> Ingest
         seen.add(src.source_id)
 
     image_rows, instance_rows, quarantine_rows = [], [], []
+    from engine.sources import read_source
+
     for src in sources:
-        jobs, quarantine = _plan_source(src, load_coco(src.annotations_uri))
-        quarantine_rows += quarantine
+        read = read_source(src)        # any format, as a COCO document (engine/sources/)
+        jobs, quarantine = _plan_source(src, read.doc)
+        quarantine_rows += read.quarantine + quarantine
         for job in jobs:
             out = ingest_image(job, cfg)
             if out.image is not None:

@@ -4,19 +4,32 @@ Used three ways: the planner gets each category's affordance keys (`affordance_m
 `programs.Scene.affordances`), the template generator gets words and phrases to write with,
 and the lexical checker gets the vocabulary to parse text back into constraints.
 
-A category the lexicon does not know still works: its name is its noun (with a regular
-plural) and it has no affordances, so it gets no complex-tier instructions.
+A category the lexicon does not know still works: its readable name is its noun ("GlassBottle_Close"
+-> "glass bottle close", plural by inflect, engine/names.py) and it has no affordances, so its
+complex tier is built from instance facts alone (engine/plan.py). Lookups ignore case and the
+machine spelling ("Bus", "traffic_light" find "bus", "traffic light").
+
+Extensions: a project or a source adds its own taxonomy in a file of the same format
+(`load_lexicon(extensions=[...])`, config `lexicon.extend` and `sources.<id>.lexicon`); it may
+add categories, supercategories and affordance keys, and reference the base file's keys, but
+not redefine anything the base (or another extension) defines. `appearance` words become a
+state key of their own ("an item that looks wrinkled and oval"). `python -m engine.lexicon draft SOURCE`
+writes a draft extension for the categories a source uses that the lexicon lacks
+(engine/lexicon_draft.py).
 """
 from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine import names
 
 DEFAULT_PATH = Path(__file__).parent / "data" / "lexicon.yaml"
 
@@ -40,38 +53,14 @@ RELATION_WORDS = {
     "overlapping": ("overlapping",),
 }
 
-_IRREGULAR = {"person": "people", "man": "men", "woman": "women", "child": "children", "mouse": "mice",
-              "knife": "knives", "shelf": "shelves", "sheep": "sheep", "foot": "feet", "tooth": "teeth",
-              "calf": "calves", "leaf": "leaves", "skis": "skis", "scissors": "scissors", "cattle": "cattle"}
-
-
 def pluralize(noun: str) -> str:
-    """A regular English plural; for "pair of skis"-like phrases the head word is pluralized."""
-    if " of " in noun:
-        head, rest = noun.split(" of ", 1)
-        return f"{pluralize(head)} of {rest}"
-    words = noun.split(" ")
-    last = words[-1]
-    low = last.lower()
-    if low in _IRREGULAR:
-        plural = _IRREGULAR[low]
-    elif re.search(r"(s|x|z|ch|sh)$", low):
-        plural = last + "es"
-    elif re.search(r"[^aeiou]y$", low):
-        plural = last[:-1] + "ies"
-    else:
-        plural = last + "s"
-    return " ".join(words[:-1] + [plural])
+    """The plural of a noun phrase (inflect; see engine/names.py)."""
+    return names.plural(noun)
 
 
 def indefinite_article(phrase: str) -> str:
-    """'a' or 'an' for the phrase that follows (by its first sound, approximately)."""
-    w = phrase.lower()
-    if re.match(r"(uni|use|usu|eu|one\b|once)", w):
-        return "a"
-    if re.match(r"(hour|honest|honou?r)", w) or re.match(r"[aeiou]", w):
-        return "an"
-    return "a"
+    """'a' or 'an' for the phrase that follows, by its first sound (inflect)."""
+    return names.article(phrase)
 
 
 def word_tokens(text: str) -> list[str]:
@@ -97,12 +86,14 @@ class SynonymSpec(_Model):
 
 
 class CategorySpec(_Model):
-    noun: str | None = None
-    plural: str
+    noun: str | None = None                 # default: the readable name ("glass bottle close")
+    plural: str | None = None               # default: inflect's plural of the noun
     synonyms: list[str | SynonymSpec] = []
     hyponyms: list[str] = []
-    supercategory: str
-    affordances: list[str] = []
+    supercategory: str | None = None
+    affordances: list[str] = []             # keys of `affordances` (function / affordance / state)
+    appearance: list[str] = []              # words for how every member looks ("wrinkled", "oval")
+    stuff: bool = False                     # amorphous background ("sky", "wall"): never a negative
 
 
 class SupercategorySpec(_Model):
@@ -151,8 +142,19 @@ class Entry:
     plural: str
     synonyms: tuple[tuple[str, str], ...]      # (singular, plural)
     hyponyms: tuple[str, ...]
-    supercategory: str
+    supercategory: str | None
     affordances: frozenset[str]
+    stuff: bool = False
+
+
+def appearance_key(words: list[str]) -> str:
+    return "looks_" + "_".join(re.sub(r"[^a-z0-9]+", "-", w.lower()).strip("-") for w in words)
+
+
+def appearance_phrases(words: list[str]) -> tuple[str, str]:
+    """(singular, plural) state phrases for appearance words: "an item that looks wrinkled and oval"."""
+    said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"an item that looks {said}", f"items that look {said}"
 
 
 def _phrase_form(text: str, plural: bool) -> PhraseForm:
@@ -181,6 +183,7 @@ def _contains_phrase(text: str, phrase: str) -> bool:
 class Lexicon:
     def __init__(self, data: LexiconFile, source: str = "<memory>"):
         self.source = source
+        self.extensions: tuple[str, ...] = ()
         self.version = data.version
         self._data = data
         self._colors = {c: tuple(ws) or (c,) for c, ws in data.colors.items()}
@@ -197,14 +200,40 @@ class Lexicon:
             self._affordances[key] = Affordance(key, spec.type, tuple(f for f in forms if not f.plural),
                                                 tuple(f for f in forms if f.plural))
         self._entries: dict[str, Entry] = {}
+        self._index: dict[str, str] = {}        # casefolded name or readable noun -> key
         for cat, spec in data.categories.items():
             syn = tuple((s, pluralize(s)) if isinstance(s, str) else (s.singular, s.plural) for s in spec.synonyms)
             missing = [k for k in spec.affordances if k not in self._affordances]
             if missing:
                 raise LexiconError(f"{source}: categories.{cat}: unknown affordance keys {missing}")
-            self._entries[cat] = Entry(cat, spec.noun or cat, spec.plural, syn, tuple(spec.hyponyms),
-                                       spec.supercategory, frozenset(spec.affordances))
+            keys = set(spec.affordances)
+            if spec.appearance:
+                keys.add(self._add_appearance(cat, spec.appearance))
+            noun = spec.noun or names.readable_noun(cat)
+            self._entries[cat] = Entry(cat, noun, spec.plural or pluralize(noun), syn, tuple(spec.hyponyms),
+                                       spec.supercategory, frozenset(keys), spec.stuff)
+            for k in {cat.casefold(), names.readable_noun(cat).casefold()}:
+                if self._index.get(k, cat) != cat:
+                    raise LexiconError(f"{source}: categories {self._index[k]!r} and {cat!r} are the same name "
+                                       "up to case or spelling")
+                self._index[k] = cat
         self._check_phrases()
+
+    def _add_appearance(self, cat: str, words: list[str]) -> str:
+        words = [w.strip() for w in words if w.strip()]
+        if not words:
+            raise LexiconError(f"{self.source}: categories.{cat}: appearance words are empty")
+        closed = {w for ws in (*SIZE_WORDS.values(), *SUPERLATIVE_WORDS.values(), *EXTREME_WORDS.values()) for w in ws}
+        closed |= {"left", "right", "top", "bottom", "middle", "center", "centre"}
+        closed |= {w for ws in self._colors.values() for w in ws}
+        bad = sorted({t for w in words for t in word_tokens(w)} & closed)
+        if bad:
+            raise LexiconError(f"{self.source}: categories.{cat}: appearance words {bad} are colour, size or "
+                               "position words, which the instance facts decide")
+        key = appearance_key(words)
+        sg, pl = appearance_phrases(words)
+        self._affordances[key] = Affordance(key, "state", (_phrase_form(sg, False),), (_phrase_form(pl, True),))
+        return key
 
     def _check_phrases(self) -> None:
         color_words = {w for ws in self._colors.values() for w in ws}
@@ -227,20 +256,42 @@ class Lexicon:
     def categories(self) -> list[str]:
         return list(self._entries)
 
+    def key(self, category: str) -> str | None:
+        """The lexicon's key for a dataset's category name, ignoring case and machine spelling."""
+        if category in self._entries:
+            return category
+        return self._index.get(category.casefold()) or self._index.get(names.readable_noun(category).casefold())
+
     def entry(self, category: str) -> Entry | None:
-        return self._entries.get(category)
+        k = self.key(category)
+        return self._entries[k] if k is not None else None
 
     def noun(self, category: str) -> str:
-        e = self._entries.get(category)
-        return e.noun if e else category.replace("-", " ").replace("_", " ")
+        e = self.entry(category)
+        return e.noun if e else names.readable_noun(category)
 
     def plural(self, category: str) -> str:
-        e = self._entries.get(category)
+        e = self.entry(category)
         return e.plural if e else pluralize(self.noun(category))
 
     def synonyms(self, category: str) -> tuple[tuple[str, str], ...]:
-        e = self._entries.get(category)
+        e = self.entry(category)
         return e.synonyms if e else ()
+
+    def is_stuff(self, category: str) -> bool:
+        e = self.entry(category)
+        return bool(e and e.stuff)
+
+    def missing(self, category: str) -> list[str]:
+        """What the lexicon lacks for a category: 'entry' (then everything), else the parts
+        that are empty among synonyms, supercategory and complex-tier knowledge."""
+        e = self.entry(category)
+        if e is None:
+            return ["entry"]
+        out = [] if e.synonyms else ["synonyms"]
+        out += [] if e.supercategory else ["supercategory"]
+        out += [] if e.affordances else ["functions/affordances/states"]
+        return out
 
     def names(self, category: str) -> list[tuple[str, str]]:
         """(singular, plural) pairs the generator may use for the category: noun first."""
@@ -249,20 +300,41 @@ class Lexicon:
     def nouns_of(self, category: str) -> set[str]:
         """Every lower-case word or phrase that names the category: name, noun, plural,
         synonyms and hyponyms with their plurals."""
-        out = {category.lower(), self.noun(category).lower(), self.plural(category).lower()}
+        out = {category.lower(), names.readable_noun(category).lower(), self.noun(category).lower(),
+               self.plural(category).lower(), pluralize(names.readable_noun(category)).lower()}
         for s, p in self.synonyms(category):
             out |= {s.lower(), p.lower()}
-        e = self._entries.get(category)
+        e = self.entry(category)
         for h in (e.hyponyms if e else ()):
             out |= {h.lower(), pluralize(h).lower()}
         return {n for n in out if word_tokens(n)}
 
     def supercategory_of(self, category: str) -> str | None:
-        e = self._entries.get(category)
+        e = self.entry(category)
         return e.supercategory if e else None
 
+    def supercategory_for(self, category: str, source_supercategory: str | None) -> str:
+        """The supercategory text may use for a category: the lexicon's, else the source's
+        when it names a real group ("Bottle" for "GlassBottle_Close"), else "" (Roboflow's
+        "none", a LabelMe->COCO supercategory equal to the name, a word naming the category).
+        The lexicon's own is kept even when it names the category ("person"): planner rules
+        group by it; `supercategory_names` says whether text may use it."""
+        own = self.supercategory_of(category)
+        if own:
+            return own
+        sup = (source_supercategory or "").strip()
+        if not sup or names.is_placeholder(sup):
+            return ""
+        return "" if self.supercategory_names(category, sup) else sup
+
+    def supercategory_names(self, category: str, supercategory: str) -> bool:
+        """Whether the supercategory's words name the category ("patch of sky" for sky, "person"
+        for person): such a supercategory cannot stand in for it in complex text."""
+        said = (self.supercategory_noun(supercategory), self.supercategory_noun(supercategory, plural=True))
+        return any(_contains_phrase(t, n) for t in said for n in self.nouns_of(category))
+
     def supercategory_noun(self, supercategory: str, plural: bool = False) -> str:
-        sg, pl = self._supers.get(supercategory, (supercategory.replace("-", " "), None))
+        sg, pl = self._supers.get(supercategory, (names.readable_noun(supercategory), None))
         return (pl or pluralize(sg)) if plural else sg
 
     def supercategories(self) -> dict[str, tuple[str, str]]:
@@ -270,12 +342,15 @@ class Lexicon:
 
     # ---- affordances -------------------------------------------------------------------------
     def affordances(self, category: str) -> frozenset[str]:
-        e = self._entries.get(category)
+        e = self.entry(category)
         return e.affordances if e else frozenset()
 
-    def affordance_map(self) -> dict[str, frozenset[str]]:
-        """category -> affordance keys, for programs.Scene.affordances."""
-        return {c: e.affordances for c, e in self._entries.items() if e.affordances}
+    def affordance_map(self, categories=None) -> dict[str, frozenset[str]]:
+        """category -> affordance keys, for programs.Scene.affordances: the lexicon's own keys,
+        or the given dataset names (any case or spelling) mapped to their entries' keys."""
+        if categories is None:
+            return {c: e.affordances for c, e in self._entries.items() if e.affordances}
+        return {c: self.affordances(c) for c in categories if self.affordances(c)}
 
     def affordance(self, key: str) -> Affordance | None:
         return self._affordances.get(key)
@@ -301,6 +376,30 @@ class Lexicon:
         return dict(self._colors)
 
 
+def extension_files(cfg) -> list[str]:
+    """The lexicon extension files an EngineConfig names: project-wide, then per source."""
+    out = list(cfg.lexicon.extend)
+    out += [s.lexicon for _, s in sorted(cfg.sources.items()) if s.lexicon and s.lexicon not in out]
+    return out
+
+
+def lexicon_for(cfg) -> Lexicon:
+    """The base lexicon with every extension the config names merged in."""
+    return load_lexicon(extensions=extension_files(cfg))
+
+
+def files_digest(paths: list[str]) -> str:
+    """sha256 over the files' bytes: a build's units depend on the extensions' content."""
+    import hashlib
+    h = hashlib.sha256()
+    for p in paths:
+        try:
+            h.update(Path(p).read_bytes())
+        except OSError as e:
+            raise LexiconError(f"{p}: cannot read the lexicon extension: {e.strerror}") from None
+    return h.hexdigest()[:16]
+
+
 def _format_error(path: str, err: ValidationError) -> str:
     lines = []
     for e in err.errors():
@@ -309,14 +408,17 @@ def _format_error(path: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_lexicon(path: str | Path | None = None) -> Lexicon:
-    """Load and validate a lexicon file; the default file is loaded once and cached."""
-    if path is None:
+def load_lexicon(path: str | Path | None = None, extensions=()) -> Lexicon:
+    """Load and validate a lexicon file, plus extension files merged into it; the default file
+    alone is loaded once and cached."""
+    if path is None and not extensions:
         return _default()
-    return _load(Path(path))
+    if not extensions:
+        return _load(Path(path))
+    return _extended(str(path or DEFAULT_PATH), tuple(str(e) for e in extensions))
 
 
-def _load(path: Path) -> Lexicon:
+def _read(path: Path) -> LexiconFile:
     try:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -325,13 +427,58 @@ def _load(path: Path) -> Lexicon:
         raise LexiconError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise LexiconError(f"{path}: expected a mapping with version, affordances and categories")
+    raw.setdefault("categories", {})
     try:
-        data = LexiconFile.model_validate(raw)
+        return LexiconFile.model_validate(raw)
     except ValidationError as e:
         raise LexiconError(_format_error(str(path), e)) from None
-    return Lexicon(data, str(path))
+
+
+def _load(path: Path) -> Lexicon:
+    return Lexicon(_read(path), str(path))
+
+
+def merge(base: LexiconFile, ext: LexiconFile, ext_name: str, base_name: str = "the base lexicon") -> LexiconFile:
+    """base + ext; an extension adds, it never redefines (the error names both files)."""
+    clash = []
+    for section in ("colors", "supercategories", "affordances"):
+        clash += [f"{section}.{k}" for k in getattr(ext, section) if k in getattr(base, section)]
+    folded = {names.readable_noun(c).casefold(): c for c in base.categories}
+    clash += [f"categories.{c} (as {folded[names.readable_noun(c).casefold()]!r})" for c in ext.categories
+              if names.readable_noun(c).casefold() in folded]
+    if clash:
+        raise LexiconError(f"{ext_name}: redefines what {base_name} defines: {', '.join(clash)}; "
+                           "an extension may only add categories, supercategories and keys")
+    return LexiconFile(version=base.version, colors={**base.colors, **ext.colors},
+                       supercategories={**base.supercategories, **ext.supercategories},
+                       affordances={**base.affordances, **ext.affordances},
+                       categories={**base.categories, **ext.categories})
+
+
+@functools.lru_cache(maxsize=16)
+def _extended(path: str, extensions: tuple[str, ...]) -> Lexicon:
+    data, name = _read(Path(path)), path
+    for ext in extensions:
+        data = merge(data, _read(Path(ext)), ext, name)
+        name = f"{name} + {ext}"
+    lex = Lexicon(data, name)
+    lex.extensions = extensions
+    return lex
 
 
 @functools.lru_cache(maxsize=1)
 def _default() -> Lexicon:
     return _load(DEFAULT_PATH)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "draft":
+        print("usage: python -m engine.lexicon draft SOURCE [options]  (see --help after 'draft')", file=sys.stderr)
+        return 2
+    from engine.lexicon_draft import main as draft_main
+    return draft_main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

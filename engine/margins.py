@@ -20,9 +20,9 @@ reader. Here every constraint answers, for each instance, *surely*, *maybe* or *
 
 Every sure set is a subset of the exact evaluation and every maybe set a superset, so a program
 that refers with a margin is also exactly right. `refers_with_margin` adds one rule about how
-the text reads: an ordinal or superlative counts over the whole category ("the person second
-from the right, halfway up" reads as second of all people), so it must pick the same target
-with the other filters left out.
+the text reads: an ordinal or superlative counts over the noun and its adjectives ("the person
+second from the right, halfway up" reads as second of all people, "the lowest green kiwi" as
+lowest of the green ones), so it must pick the same target with positions and relations left out.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each othe
 SURFACES = ("furniture",)  # things stand on these, not in them, whatever the mask hole says
 SELECTOR_KINDS = ("ordinal", "superlative")
 HEAD_KINDS = ("category", "supercategory", "affordance")
+ADJECTIVE_KINDS = ("color", "size")   # said before the noun, so counted within
 
 # Colour names a viewer confuses on real photos (shade, lighting, texture).
 COLOR_NEIGHBOURS = {
@@ -226,10 +227,12 @@ def refers_with_margin(program: Program, scene: Scene, targets: set[str], small:
     sure, maybe = evaluate_with_margin(program, scene, small, large)
     if not (sure == maybe == set(targets)):
         return False
-    if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in HEAD_KINDS + SELECTOR_KINDS + ("count",)
-                                                              for c in program):
-        # "second from the right" counts over the whole category, whatever else the text says
-        scope = Program(tuple(c for c in program if c.kind in HEAD_KINDS + SELECTOR_KINDS))
+    scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
+    if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):
+        # "the second dog from the right, halfway up" counts over every dog: a position or a
+        # relation said after the noun does not narrow what is counted (an adjective does:
+        # "the lowest green kiwi" counts green kiwis)
+        scope = Program(tuple(c for c in program if c.kind in scoped))
         s, m = evaluate_with_margin(scope, scene, small, large)
         return s == m == set(targets)
     return True

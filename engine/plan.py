@@ -61,13 +61,19 @@ class Spec:
         }
 
 
+def big_enough(f: dict, cfg: PlanConfig) -> bool:
+    """Large enough to be a target: a share of the image, or an absolute pixel count (small
+    objects of large aerial and macro photos)."""
+    return f["area_frac"] >= cfg.min_area_frac or (cfg.min_area_px > 0 and f.get("area", 0) >= cfg.min_area_px)
+
+
 def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
     """Instances that may be the target of a one-instance or group instruction: large enough,
     not a crowd region, and (by default) not of a category that has a crowd region in the image."""
     crowded = {(f["image_id"], f["category"]) for f in facts if f["iscrowd"]} if cfg.skip_crowded_categories else set()
     return {f["instance_id"] for f in facts
             if (cfg.allow_crowd_targets or not f["iscrowd"]) and (f["image_id"], f["category"]) not in crowded
-            and f["area_frac"] >= cfg.min_area_frac}
+            and big_enough(f, cfg)}
 
 
 class Planner:
@@ -100,7 +106,9 @@ class Planner:
     def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
         f = scene.instances[iid]
         atoms = []
-        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories:
+        # ("the orange orange" says the colour twice: a colour that is the category's name is left out)
+        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
+                and f["color"] != f["category"].casefold():
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
         # size words compare with others of the kind: "the large grass" or "the big tree" of the
@@ -177,7 +185,7 @@ class Planner:
             specs += self._one_to_one(scene, t, by_cat)
         if self.cfg.one_to_all:
             # "all the people" is exact beside a crowd too: the crowd region is one of the targets
-            big = {i for i, f in scene.instances.items() if f["area_frac"] >= self.cfg.min_area_frac}
+            big = {i for i, f in scene.instances.items() if big_enough(f, self.cfg)}
             specs += self._one_to_all(scene, by_cat, big)
         if self.cfg.one_to_many:
             specs += self._one_to_many(scene, by_cat, set(eligible))
@@ -196,13 +204,43 @@ class Planner:
         atoms = self._filter_atoms(scene, t)
         for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
-        for key in sorted(scene.affordances.get(f["category"], ())):
+        if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target:
+            # the only one of its kind, with nothing a viewer can be sure of to add (a close-up
+            # spanning the frame): "the only orange in the picture" says what is certain
+            out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
+        for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break
+        if not self.kind_keys(scene, f["category"]):
+            # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
+            head = self.generic_head(f)
+            if len(head) or (self.cfg.generic_noun and not f.get("stuff")):  # "the item at the top" is no way to say "sky"
+                progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                     min_extra=1)
+                out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
+
+    @staticmethod
+    def kind_keys(scene: Scene, category: str) -> frozenset[str]:
+        """The category's affordance keys, when kind facts are safe here: only if the lexicon
+        knows every category in the picture. "The thing you can eat" for the orange is wrong
+        beside a mango that the lexicon has never heard of (an unknown category has no keys,
+        so the program would say it is not edible)."""
+        if scene.unknown & scene.categories():
+            return frozenset()
+        return scene.affordances.get(category, frozenset())
+
+    @staticmethod
+    def generic_head(f: dict) -> Program:
+        """The head of a complex program for a category the lexicon knows nothing of: its
+        supercategory ("the bottle ..."), or no head at all ("the item ..."), which ranges
+        over every annotated instance of the image."""
+        if f["supercategory"] and not f.get("supercategory_says_it"):
+            return Program((C("supercategory", f["supercategory"]),))
+        return Program(())
 
     def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
         out = []
@@ -223,7 +261,7 @@ class Planner:
             # instances that are all annotated one by one
             if any(scene.instances[m]["iscrowd"] for m in members) or len(members) > self.cfg.max_group_category:
                 continue
-            for key in sorted(scene.affordances.get(catname, ())):
+            for key in sorted(self.kind_keys(scene, catname)):
                 p = Program((C("affordance", key),))
                 if evaluate(p, scene) == set(members):
                     out.append(Spec(scene.image_id, "complex", "1:All", target, p))
@@ -238,7 +276,11 @@ class Planner:
                     any(scene.instances[m]["iscrowd"] for m in members):
                 continue
             heads = [("simple", Program((C("category", catname),)))]
-            heads += [("complex", Program((C("affordance", k),))) for k in sorted(scene.affordances.get(catname, ()))[:2]]
+            heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
+            first = scene.instances[members[0]]
+            if not self.kind_keys(scene, catname) and (len(self.generic_head(first))
+                                                      or (self.cfg.generic_noun and not first.get("stuff"))):
+                heads.append(("complex", self.generic_head(first)))
             atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
                            key=lambda a: (COST[a.kind], str(a.value)))
             for tier, head in heads:
@@ -252,12 +294,16 @@ class Planner:
         return out
 
     def _negatives(self, scene: Scene) -> list[Spec]:
+        """Programs that select nothing, about concepts the source annotates exhaustively only
+        (scene.vocabulary, else the planner's list): a concept it does not annotate may well be
+        in the photo unmarked."""
         n = self.cfg.negatives_per_image
         if n == 0:
             return []
         rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
         present = scene.categories()
-        absent = [c for c in self.known_categories if c not in present]
+        vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
+        absent = [c for c in vocabulary if c not in present]
         out = []
         for c in rng.sample(absent, min(n, len(absent))):
             out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))
@@ -271,9 +317,13 @@ class Planner:
             pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
-        present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
-        absent_aff = sorted({k for ks in scene.affordances.values() for k in ks} - present_aff)
-        for k in rng.sample(absent_aff, min(n, len(absent_aff))):
-            out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
+        # complex: an affordance of an absent vocabulary category, only when the lexicon knows
+        # every category present (a custom "date" with no keys may well be "something you can eat")
+        if not scene.unknown & present:
+            allowed = set(vocabulary)
+            present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
+            absent_aff = sorted({k for c, ks in scene.affordances.items() if c in allowed for k in ks} - present_aff)
+            for k in rng.sample(absent_aff, min(n, len(absent_aff))):
+                out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
         # a negative must match nothing even for a reader who draws the lines loosely
         return [s for s in out if not evaluate_with_margin(s.program, scene, *self.size_thresholds)[1]]

@@ -95,12 +95,17 @@ class Scene:
 
     `instances` maps instance_id -> fact row (a dict with the columns of schemas.facts.FACTS);
     `relations` holds (subject_id, relation, object_id) triples; `affordances` maps
-    category -> set of lexicon affordance keys (empty when no lexicon is given).
+    category -> set of lexicon affordance keys (empty when no lexicon is given); `vocabulary`
+    holds the categories the image's source annotates exhaustively, the only concepts a
+    negative may name (empty: the planner's own list); `unknown` the categories the lexicon has
+    no entry for (kind facts such as affordances are unsafe in a picture holding one).
     """
     image_id: str
     instances: dict[str, dict]
     relations: set[tuple[str, str, str]] = field(default_factory=set)
     affordances: dict[str, frozenset[str]] = field(default_factory=dict)
+    vocabulary: frozenset[str] = frozenset()
+    unknown: frozenset[str] = frozenset()     # categories the lexicon has no entry for
 
     @staticmethod
     def from_tables(image_id: str, facts, relations=None, affordances=None) -> "Scene":

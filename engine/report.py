@@ -14,9 +14,31 @@ import pandas as pd
 
 from engine.config import PlanConfig
 from engine.dedup import normalise
-from engine.plan import eligible_ids
+from engine.plan import big_enough, eligible_ids
 
 TIERS = ("concept", "simple", "complex")
+
+
+def category_coverage(instances: pd.DataFrame, lexicon) -> list[dict]:
+    """Per category of the build: the noun text uses for it, what the lexicon lacks for it, and
+    the tiers it therefore gets. Every category gets concept and simple; complex comes from
+    the lexicon's functions / affordances / states when it has them, else from instance facts
+    (position, relations, size, colour) under a supercategory or generic noun."""
+    rows = []
+    pairs = instances[["source_id", "category", "supercategory"]].drop_duplicates()
+    for cat, group in pairs.groupby("category", sort=True):
+        sup = lexicon.supercategory_for(cat, group["supercategory"].iloc[0])
+        lacks = lexicon.missing(cat)
+        if lexicon.affordances(cat):
+            complex_ = "complex (functions/affordances/states, and instance facts)"
+        else:
+            complex_ = (f"complex (instance facts under the supercategory {lexicon.supercategory_noun(sup)!r})" if sup
+                        else "complex (instance facts under 'the item': correct only where nothing unannotated "
+                             "could be called an item; a supercategory in a lexicon extension is safer)")
+        rows.append({"category": cat, "sources": sorted(group["source_id"].unique()), "noun": lexicon.noun(cat),
+                     "plural": lexicon.plural(cat), "supercategory": lexicon.supercategory_noun(sup) if sup else "",
+                     "lacks": lacks, "tiers": f"concept, simple, {complex_}"})
+    return rows
 
 
 def _distinct_n(texts: list[str], n: int) -> float:
@@ -25,12 +47,12 @@ def _distinct_n(texts: list[str], n: int) -> float:
 
 
 def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
-                   no_complex_categories: list[str] | None = None) -> dict:
+                   no_complex_categories: list[str] | None = None, categories: list[dict] | None = None) -> dict:
     acc = instructions[instructions["accepted"]]
     rej = instructions[~instructions["accepted"]]
     rows = facts.to_dict("records")
     eligible = eligible_ids(rows, plan)
-    big_enough = {f["instance_id"] for f in rows if not f["iscrowd"] and f["area_frac"] >= plan.min_area_frac}
+    big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
     coverage, coverage_1to1 = {}, {}
     for tier in TIERS:
         t = acc[acc["tier"] == tier]
@@ -46,7 +68,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         "instructions": {"accepted": int(len(acc)), "rejected": int(len(rej))},
         "images": int(instructions["image_id"].nunique()),
         "eligible_instances": len(eligible),
-        "excluded_beside_crowd": len(big_enough - eligible),
+        "excluded_beside_crowd": len(big - eligible),
         "by_tier": acc.groupby("tier").size().to_dict(),
         "by_cardinality": acc.groupby("cardinality").size().to_dict(),
         "by_tier_subtype": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "subtype"]).size().items()},
@@ -60,6 +82,8 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         "distinct_2": _distinct_n(texts, 2),
         "rejection_reasons": dict(reasons.most_common(15)),
         "no_complex_tier_categories": sorted(no_complex_categories or []),
+        "categories": [{**c, "accepted": {t: int(((acc["tier"] == t) & (acc["category"] == c["category"])).sum())
+                                          for t in TIERS}} for c in categories or []],
     }
 
 
@@ -82,6 +106,16 @@ def report_markdown(rep: dict) -> str:
     if rep["no_complex_tier_categories"]:
         lines += ["", "Categories without a complex tier (not in the lexicon): "
                   + ", ".join(rep["no_complex_tier_categories"])]
+    if rep.get("categories"):
+        lines += ["", "### Categories", "",
+                  "How text names each category, what the lexicon lacks for it and the tiers it gets "
+                  "(accepted instructions naming it as target or absent concept).", "",
+                  "| category | noun / plural | supercategory | lexicon lacks | tiers | concept | simple | complex |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in rep["categories"]:
+            a = c["accepted"]
+            lines.append(f"| `{c['category']}` | {c['noun']} / {c['plural']} | {c['supercategory'] or '-'} | "
+                         f"{', '.join(c['lacks']) or 'nothing'} | {c['tiers']} | {a['concept']} | {a['simple']} | {a['complex']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -114,3 +148,12 @@ def print_report(rep: dict, console=None) -> None:
         console.print(r)
     if rep["no_complex_tier_categories"]:
         console.print("no complex tier (not in lexicon): " + ", ".join(rep["no_complex_tier_categories"]))
+    if rep.get("categories"):
+        k = Table(title="categories: what the lexicon lacks and the tiers they get")
+        for col in ("category", "noun", "lexicon lacks", "tiers", "accepted c/s/x"):
+            k.add_column(col)
+        for c in rep["categories"]:
+            a = c["accepted"]
+            k.add_row(c["category"], c["noun"], ", ".join(c["lacks"]) or "nothing", c["tiers"],
+                      f"{a['concept']}/{a['simple']}/{a['complex']}")
+        console.print(k)

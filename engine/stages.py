@@ -21,7 +21,7 @@ from engine.dedup import select_diverse
 from engine.facts import describe
 from engine.generate.base import SpecView
 from engine.imageio import load_rgb
-from engine.lexicon import Lexicon, load_lexicon
+from engine.lexicon import Lexicon, lexicon_for
 from engine.plan import Planner
 from engine.programs import Scene
 from schemas.facts import FACTS, RELATIONS_TABLE
@@ -80,7 +80,7 @@ def _target_category(spec: SpecView, scene: Scene) -> str:
 class UnitWorker:
     def __init__(self, cfg: EngineConfig, lexicon: Lexicon | None = None, load=load_rgb):
         self.cfg = cfg
-        self.lexicon = lexicon or load_lexicon()
+        self.lexicon = lexicon or lexicon_for(cfg)
         self.generator = make_generator(cfg, self.lexicon, load)
         self.checkers = make_checkers(cfg, self.lexicon, load)
         self.load = load
@@ -94,13 +94,36 @@ class UnitWorker:
 
     # -- describe + plan -----------------------------------------------------------------
     def scenes(self, images: pd.DataFrame, facts: pd.DataFrame, relations: pd.DataFrame) -> dict[str, Scene]:
-        aff = self.lexicon.affordance_map()
-        return {i: Scene.from_tables(i, facts, relations, aff) for i in images["image_id"]}
+        """Scenes with the lexicon's view of each category: supercategories text may use,
+        affordance keys, and the source's negative vocabulary (engine/sources/vocabulary.py)."""
+        from engine.sources.vocabulary import source_of, vocabulary
+        lex = self.lexicon
+        used: dict[str, set[str]] = {}
+        for image_id, cat in zip(facts["image_id"], facts["category"]):
+            used.setdefault(source_of(image_id), set()).add(cat)
+        vocab = {}
+        for sid, cats in used.items():
+            src = self.cfg.sources.get(sid)
+            vocab[sid] = frozenset(vocabulary(src.exhaustive if src else "used", sorted(cats), lex))
+        out = {}
+        for i in images["image_id"]:
+            scene = Scene.from_tables(i, facts, relations)
+            for f in scene.instances.values():
+                f["supercategory"] = lex.supercategory_for(f["category"], f["supercategory"])
+                f["stuff"] = lex.is_stuff(f["category"])
+                f["supercategory_says_it"] = bool(f["supercategory"]) and lex.supercategory_names(
+                    f["category"], f["supercategory"])
+            v = vocab.get(source_of(i), frozenset())
+            scene.affordances = lex.affordance_map(scene.categories() | v)
+            scene.vocabulary = v
+            scene.unknown = frozenset(c for c in scene.categories() | v if lex.entry(c) is None)
+            out[i] = scene
+        return out
 
     def plan(self, scenes: dict[str, Scene], unit_id: str) -> pd.DataFrame:
         # negatives name things (categories with affordances), not stuff like "wall" or "sky",
         # whose nouns overlap too loosely with present objects ("table", "fruit")
-        things = [c for c in self.lexicon.categories() if self.lexicon.affordances(c)]
+        things = [c for c in self.lexicon.categories() if self.lexicon.affordances(c) and not self.lexicon.is_stuff(c)]
         planner = Planner(self.cfg.plan, things, seed=self.cfg.generate.seed,
                           size_thresholds=(self.cfg.facts.small_frac, self.cfg.facts.large_frac))
         rows = [s.to_row(unit_id) for scene in scenes.values() for s in planner.plan(scene)]

@@ -220,19 +220,35 @@ class LexicalChecker:
             self.vocab[form] = [Tok("AFF", key, number, " ".join(form))]
 
     def _scene_vocab(self, scene: Scene) -> dict[tuple[str, ...], list[Tok]]:
-        """Words the lexicon lacks but the scene uses: unknown categories and colour values."""
+        """Words the lexicon lacks but the scene uses: unknown categories (present, or in the
+        source's vocabulary), their supercategories, and colour values. A supercategory word
+        that is also an absent category's noun ("bottle" over "glass bottle" instances, no
+        plain bottle here) means the supercategory."""
         extra: dict[tuple[str, ...], list[Tok]] = {}
-        known = set(self.lexicon.categories())
+        lex = self.lexicon
+        present = scene.categories()
         nouns: dict = {}
+        for cat in sorted(present | set(scene.vocabulary)):
+            if lex.entry(cat) is None:
+                self._noun_forms(lex, cat, nouns)
         for f in scene.instances.values():
-            if f["category"] not in known:
-                self._noun_forms(self.lexicon, f["category"], nouns)
             col = f.get("color")
             if col and tuple(word_tokens(col)) not in self.vocab:
                 extra[tuple(word_tokens(col))] = [Tok("COLOR", col)]
         for form, cats in nouns.items():
             if form not in self.vocab:
                 extra[form] = [self._noun_tok(form, cats)]
+        present_keys = {lex.key(c) or c for c in present}
+        for sup in sorted({f["supercategory"] for f in scene.instances.values() if f["supercategory"]}):
+            sg, pl = lex.supercategory_noun(sup), lex.supercategory_noun(sup, plural=True)
+            for text, number in ((sg, "sg"), (pl, "pl")):
+                key = tuple(word_tokens(text))
+                toks = extra.get(key) or self.vocab.get(key, [])
+                if key in extra or any(t.kind == "SUPER" and t.value == sup for t in toks):
+                    continue
+                if any(t.kind == "NOUN" and set(t.value) & present_keys for t in toks):
+                    continue          # a category here has that noun: it stays the category
+                extra[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
         return extra
 
     # ---- step 1: tokens ----------------------------------------------------------------------
@@ -325,7 +341,9 @@ class LexicalChecker:
         if len(nums) != len(sides):
             raise _Unverifiable(f"an ordinal without its side in {' '.join(t.text or t.kind for t in toks)!r}")
         cs += [Constraint("ordinal", f"{s}:{k}") for k, s in zip(nums, sides)]
-        has_head = any(k in _HEAD_KINDS for k in kinds)
+        # a bare "item" / "object" / "thing" is a head too: it ranges over every instance
+        # (for the target only: "next to the thing" says nothing a person could find)
+        has_head = any(k in _HEAD_KINDS or (k == "HEAD" and is_main) for k in kinds)
         for child in seg.children:
             child_prog, _ = self._relation_object(child, scene)
             if child_prog is None:
@@ -334,7 +352,7 @@ class LexicalChecker:
             else:
                 cs.append(Constraint("relation", rel=child.rel, obj=child_prog))
         if not has_head:
-            raise _Unverifiable("no category noun or affordance phrase for the "
+            raise _Unverifiable("no noun, affordance phrase or 'item' for the "
                                 + ("target" if is_main else "related object"))
         info = {
             "determiner": any(k in ("DET", "COUNT", "ALL") for k in kinds),
@@ -371,7 +389,11 @@ class LexicalChecker:
         return None
 
     def _pick_category(self, t: Tok, scene: Scene) -> str:
-        cands = list(t.value)
+        # the lexicon's key ("bus") stands for the dataset's own spelling of it ("Bus")
+        spelled = {}
+        for c in scene.categories() | set(scene.vocabulary):
+            spelled.setdefault(self.lexicon.key(c) or c, c)
+        cands = list(dict.fromkeys(spelled.get(c, c) for c in t.value))
         if not set(cands) & scene.categories():
             return self._loose(t, scene) or cands[0]
         if len(cands) == 1:
@@ -385,7 +407,7 @@ class LexicalChecker:
         """'table' for the scene's only 'dining table' when no plain table is in the scene:
         people drop a compound noun's modifier when nothing else could be meant. Only for
         background ("stuff") nouns: a 'dog' is never the scene's hot dog, nor a 'bear' its teddy."""
-        if any(self.lexicon.affordances(c) for c in t.value):
+        if not all(self.lexicon.is_stuff(c) for c in t.value):
             return None
         last = t.text.split(" ")[-1]
         found = {c for c in scene.categories()
@@ -402,7 +424,9 @@ class LexicalChecker:
 
     def check(self, text: str, spec: SpecView, scene: Scene) -> CheckResult:
         if not scene.affordances:
-            scene = Scene(scene.image_id, scene.instances, scene.relations, self.lexicon.affordance_map())
+            cats = set(self.lexicon.categories()) | scene.categories() | set(scene.vocabulary)
+            scene = Scene(scene.image_id, scene.instances, scene.relations, self.lexicon.affordance_map(cats),
+                          scene.vocabulary)
         try:
             prog, info = self.parse(text, scene)
         except _Ambiguous as e:

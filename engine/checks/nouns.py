@@ -31,7 +31,8 @@ class NoCategoryNounChecker:
         nouns that contain one of them, longest first. Cached per category set."""
         if categories not in self._cache:
             forbidden = {tuple(word_tokens(n)): cat for cat in categories for n in self.lexicon.nouns_of(cat)}
-            others = {tuple(word_tokens(n)) for cat in self.lexicon.categories() if cat not in categories
+            own = {self.lexicon.key(c) or c for c in categories}
+            others = {tuple(word_tokens(n)) for cat in self.lexicon.categories() if cat not in own
                       for n in self.lexicon.nouns_of(cat)}
             containing = sorted((o for o in others if len(o) > 1 and any(_find(list(o), f) >= 0 for f in forbidden)),
                                 key=len, reverse=True)

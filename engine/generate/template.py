@@ -100,7 +100,8 @@ class _Writer:
         n = int(count.value) if count is not None else len(spec.target_ids)
         card = spec.cardinality
         if card == "1:1" or (card == "1:All" and n <= 1):
-            only = card == "1:All" and self.rng.random() < 0.5          # "the only dog"
+            # "the only dog": said of a lone instance, and always when the program counts it
+            only = (card == "1:All" and self.rng.random() < 0.5) or (card == "1:1" and count is not None)
             text = self.phrase(prog, plural=False, quant="the only" if only else "the", role="target")
         elif card == "1:N":
             text = self.phrase(prog, plural=True, quant=self.count_quant(n, required=count is not None), role="target")
@@ -235,7 +236,9 @@ class _Writer:
         if sup:
             return _Head(sup_pl if plural else sup_sg, clauses)
         if self.complex and role == "target":
-            return _Head("things" if plural else "thing", clauses)
+            # a category the lexicon knows nothing of: a generic noun that does not name it
+            word = self.pick(("item", "item", "object"))
+            return _Head(word + "s" if plural else word, clauses)
         return _Head("objects" if plural else "object", clauses)
 
     def position(self, values: list[str]) -> str:

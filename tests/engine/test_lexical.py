@@ -73,6 +73,7 @@ def test_parses_and_accepts(text, targets):
     ("dog", set(), "the target is nothing"),
     ("the cup next to the couch", {"u1"}, "selects []"),                    # "and"-less relation stays on the table
     ("the three chairs", {"c1", "c2"}, "selects []"),
+    ("the thing on the left", {"d1"}, "a singular phrase for 4 instances"),  # "thing" ranges over all
 ])
 def test_rejects_texts_that_select_something_else(text, targets, why):
     r = verdict(text, targets)
@@ -83,7 +84,7 @@ def test_rejects_texts_that_select_something_else(text, targets, why):
 @pytest.mark.parametrize("text,why", [
     ("the sleeping dog", "unknown words ['sleeping']"),
     ("the dog in front of the bench", "unknown words"),
-    ("the thing on the left", "no category noun or affordance phrase"),
+    ("on the left", "no noun, affordance phrase or 'item'"),
     ("the second dog", "ordinal without its side"),
     ("the dog next to the thing", "related object"),
     ("the dog and the cup", "several categories"),

@@ -160,3 +160,88 @@ def test_bad_files_are_rejected_with_file_and_entry(tmp_path, text, expected):
 def test_missing_file(tmp_path):
     with pytest.raises(LexiconError, match="not found"):
         load_lexicon(tmp_path / "nope.yaml")
+
+
+# ---- dataset spellings and extensions --------------------------------------------------------
+def test_lookup_ignores_case_and_machine_spelling():
+    assert LEX.key("Bus") == "bus" and LEX.key("Traffic_Light") == "traffic light" and LEX.key("TrafficLight") == "traffic light"
+    assert LEX.affordances("Bus") == LEX.affordances("bus") and LEX.plural("BUS") == "buses"
+    assert "bus" in LEX.nouns_of("Bus")
+    assert LEX.affordance_map(["Bus", "zorblax"]) == {"Bus": LEX.affordances("bus")}
+
+
+def test_unknown_category_reads_as_words_with_inflect_plural():
+    assert LEX.noun("GlassBottle_Close") == "glass bottle close"
+    assert LEX.plural("hazel_nut") == "hazel nuts"
+    assert LEX.missing("GlassBottle_Close") == ["entry"]
+    assert LEX.missing("bus") == ["synonyms"] and LEX.missing("fruit") == ["synonyms", "functions/affordances/states"]
+
+
+@pytest.mark.parametrize("category,source_super,expected", [
+    ("GlassBottle_Close", "Bottle", "Bottle"),      # Roboflow: the parent's name
+    ("date", "date", ""),                            # LabelMe->COCO: supercategory == name
+    ("widget", "none", ""), ("widget", "", ""),      # placeholders
+    ("dog", "whatever", "animal"),                   # the lexicon's own wins
+    ("red_car", "red cars", ""),                     # a supercategory naming the category
+])
+def test_supercategory_text_may_use(category, source_super, expected):
+    assert LEX.supercategory_for(category, source_super) == expected
+
+
+EXT = """
+version: 1
+supercategories:
+  fruit_kind: {singular: fruit, plural: fruits}
+affordances:
+  palm_fruit: {type: state, singular: ["a sweet fruit that grows on palm trees"], plural: ["sweet fruits that grow on palm trees"]}
+categories:
+  Date_Fruit: {noun: date, supercategory: fruit_kind, affordances: [eat, palm_fruit], appearance: [wrinkled, oblong]}
+"""
+
+
+def test_an_extension_adds_categories_that_reference_base_keys(tmp_path):
+    lex = load_lexicon(extensions=[_write(tmp_path, EXT)])
+    assert lex.noun("date_fruit") == "date" and lex.plural("Date_Fruit") == "dates"
+    keys = lex.affordances("Date_Fruit")
+    assert {"eat", "palm_fruit"} < keys
+    looks = next(k for k in keys if k.startswith("looks_"))
+    assert lex.affordance_type(looks) == "state"
+    assert lex.phrases(looks)[0].standalone == "an item that looks wrinkled and oblong"
+    assert lex.supercategory_noun(lex.supercategory_of("Date_Fruit"), plural=True) == "fruits"
+    assert lex.entry("dog") is not None                   # the base stays
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("version: 1\ncategories:\n  dog: {plural: dogs}\n", "redefines what"),                      # base category
+    ("version: 1\ncategories:\n  Hot_Dog: {plural: hot dogs}\n", "categories.Hot_Dog (as 'hot dog')"),
+    ("version: 1\naffordances:\n  eat: {type: state, singular: ['something edible'], plural: ['edible things']}\n"
+     "categories: {}\n", "affordances.eat"),
+    ("version: 1\ncategories:\n  fig: {affordances: [no_such_key]}\n", "unknown affordance keys ['no_such_key']"),
+    ("version: 1\ncategories:\n  fig: {appearance: [purple]}\n", "appearance words ['purple']"),
+    ("version: 1\ncategories:\n  fig: {appearance: [small, round]}\n", "appearance words ['small']"),
+    ("version: 1\ncategories:\n  fig: {plurall: figs}\n", "categories.fig.plurall: Extra inputs"),
+    ("version: 1\naffordances:\n  x: {type: state, singular: ['a fig tree fruit'], plural: ['fig tree fruits']}\n"
+     "categories:\n  fig: {affordances: [x]}\n", "names category 'fig'"),
+    ("- just a list\n", "expected a mapping"),
+])
+def test_bad_extensions_are_clear_errors_naming_the_file(tmp_path, text, expected):
+    path = _write(tmp_path, text)
+    with pytest.raises(LexiconError) as e:
+        load_lexicon(extensions=[path])
+    assert expected in str(e.value) and str(path) in str(e.value)
+
+
+def test_two_extensions_may_not_define_the_same_category(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("version: 1\ncategories:\n  fig: {plural: figs}\n")
+    b.write_text("version: 1\ncategories:\n  FIG: {plural: figs}\n")
+    with pytest.raises(LexiconError, match="b.yaml: redefines"):
+        load_lexicon(extensions=[a, b])
+
+
+@pytest.mark.parametrize("name", ["crystl_bottles", "fruits_nuts", "fruits_yoloseg"])
+def test_example_extensions_for_the_shared_custom_sets_load(name):
+    path = DEFAULT_PATH.parents[2] / "examples" / "lexicons" / f"{name}.yaml"
+    lex = load_lexicon(extensions=[path])
+    added = [c for c in lex.categories() if LEX.entry(c) is None]
+    assert added and all(lex.affordances(c) and lex.supercategory_of(c) for c in added)

@@ -199,3 +199,17 @@ def test_no_complex_all_over_a_crowd_or_a_shelf_full():
     few = Scene("img", {r["instance_id"]: r for r in [inst(f"v{k}", "vase", 0.2 + 0.3 * k, 0.5) for k in range(3)]},
                 set(), {"vase": frozenset({"decorative"})})
     assert any(s.tier == "complex" and s.cardinality == "1:All" for s in Planner(PlanConfig(), ["vase"]).plan(few))
+
+
+def test_an_adjective_narrows_what_an_ordinal_counts():
+    # two cut (green) kiwis among brown ones: "the lowest green kiwi" counts green kiwis
+    sc = scene(inst("g1", "kiwi", 0.35, 0.2, color="green"), inst("g2", "kiwi", 0.5, 0.62, color="green"),
+               inst("b1", "kiwi", 0.15, 0.8, color="brown"), inst("b2", "kiwi", 0.85, 0.7, color="brown"))
+    assert refers_with_margin(P(C("category", "kiwi"), C("color", "green"), C("ordinal", "bottom:1")), sc, {"g2"})
+
+
+def test_the_only_one_of_its_kind_is_said_so_when_nothing_else_is_sure():
+    sc = scene(inst("o", "orange", 0.5, 0.5, w=0.9, h=0.9, color="orange", color_frac=0.3),
+               inst("k", "kite", 0.1, 0.1, w=0.05, h=0.05))
+    simple = [s.program for s in plan(sc) if s.tier == "simple" and s.target_ids == ("o",)]
+    assert simple == [P(C("category", "orange"), C("count", 1))]

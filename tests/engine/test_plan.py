@@ -183,3 +183,107 @@ def test_relations_in_use_are_configurable():
     assert not [s for s in default if "relation" in s.program.kinds()]
     on = Planner(PlanConfig(relations=["above", "below"]), list(AFF)).plan(scene)
     assert any(c.rel == "above" for s in on for c in s.program if c.kind == "relation")
+
+
+# ---- custom taxonomies ----------------------------------------------------------------------
+from engine.plan import eligible_ids   # noqa: E402
+
+
+def test_small_objects_are_eligible_by_pixels_as_well_as_by_share():
+    # a car in a 4000x3000 aerial photo: 0.2% of the image, 24,000 pixels
+    f = {"instance_id": "a", "image_id": "x", "category": "car", "iscrowd": False, "area": 24_000, "area_frac": 0.002}
+    tiny = {**f, "instance_id": "b", "area": 900, "area_frac": 0.002}
+    assert eligible_ids([f, tiny], PlanConfig()) == {"a"}
+    assert eligible_ids([f, tiny], PlanConfig(min_area_px=0)) == set()
+    # in a 640x480 COCO photo the pixel floor admits nothing the 1% share does not: 4096 px is 1.33%
+    coco = {**f, "instance_id": "c", "area": 3000, "area_frac": 3000 / (640 * 480)}
+    assert eligible_ids([coco], PlanConfig()) == set()
+
+
+def _custom(rows, vocab, unknown=frozenset(), sup=""):
+    scene = _scene(rows)
+    for f in scene.instances.values():
+        f["supercategory"] = sup
+    scene.affordances = {c: k for c, k in AFF.items() if c not in unknown}
+    scene.vocabulary, scene.unknown = frozenset(vocab), frozenset(unknown)
+    return scene
+
+
+def test_negatives_name_only_the_sources_vocabulary():
+    scene = _custom([("widget", 0.1, "black", 900), ("gadget", 0.8, "white", 900)],
+                    vocab={"widget", "gadget", "doohickey"}, unknown={"widget", "gadget", "doohickey"})
+    for seed in range(20):
+        specs = Planner(PlanConfig(negatives_per_image=3), list(AFF), seed=seed).plan(scene)
+        neg = [s for s in specs if s.cardinality == "negative"]
+        named = {str(c.value) for s in neg for c in s.program if c.kind == "category"}
+        assert named <= {"widget", "gadget", "doohickey"}, named          # never "dog", "cup" ...
+        assert not [s for s in neg if s.tier == "complex"]                 # unknown kinds: no kind negatives
+        assert any(s.program.get("category").value == "doohickey" for s in neg if s.tier == "concept")
+
+
+def test_complex_tier_without_lexicon_uses_instance_facts_under_a_supercategory_or_generic_noun():
+    rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900), ("gadget", 0.9, "red", 900)]
+    for sup, head in (("tool", ("supercategory",)), ("", ())):
+        scene = _custom(rows, {"widget", "gadget"}, unknown={"widget", "gadget"}, sup=sup)
+        specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+        cx = [s for s in specs if s.tier == "complex" and s.cardinality == "1:1"]
+        assert {s.target_ids[0] for s in cx} == {"i0", "i1", "i2"}
+        for s in cx:
+            assert s.program.kinds()[:len(head)] == head and s.program.get("category") is None
+            assert len(s.program) > len(head)                   # at least one instance fact
+            assert evaluate(s.program, scene) == set(s.target_ids)
+
+
+def test_kind_facts_are_not_used_beside_a_category_the_lexicon_does_not_know():
+    rows = [("dog", 0.1, "black", 900), ("widget", 0.9, "white", 900)]
+    known = _custom(rows, {"dog"})
+    mixed = _custom(rows, {"dog", "widget"}, unknown={"widget"})
+    aff = lambda sc: [s for s in Planner(PlanConfig(), list(AFF)).plan(sc) if s.tier == "complex" and s.program.get("affordance")]
+    assert aff(known)
+    assert not aff(mixed)            # "the animal that barks" beside an unknown widget that may well bark
+
+
+def _boxed(rows):
+    """rows: (category, x0, x1, pos_y); boxes in a row at mid-height unless pos_y says otherwise."""
+    inst = {}
+    for i, (cat, x0, x1, pos_y) in enumerate(rows):
+        y0, y1 = (0.1, 0.3) if pos_y == "top" else (0.4, 0.6)
+        inst[f"i{i}"] = {"instance_id": f"i{i}", "image_id": "x", "category": cat, "supercategory": CATS.get(cat, ""),
+                         "iscrowd": False, "area": 2000, "area_frac": 0.02, "cx": (x0 + x1) / 2, "cy": (y0 + y1) / 2,
+                         "x0": x0, "x1": x1, "y0": y0, "y1": y1, "pos_x": _third((x0 + x1) / 2, ("left", "center", "right")),
+                         "pos_y": pos_y, "size_label": "medium", "color": "white", "color_frac": 0.8}
+    return inst
+
+
+def test_right_of_is_read_at_any_distance():
+    from engine.programs import Constraint as C, P
+    from engine.margins import evaluate_with_margin
+    # facts relate nearby pairs only: the far cup has no right_of(bench) row
+    inst = _boxed([("bench", 0.0, 0.2, "middle"), ("cup", 0.25, 0.35, "middle"), ("cup", 0.8, 0.9, "middle")])
+    scene = Scene("x", inst, {("i1", "right_of", "i0"), ("i0", "left_of", "i1")}, AFF)
+    prog = P(C("category", "cup"), C("relation", rel="right_of", obj=P(C("category", "bench"))))
+    assert evaluate(prog, scene) == {"i1"} and evaluate_with_margin(prog, scene)[1] == {"i1", "i2"}
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert not [s for s in specs if s.target_ids == ("i1",) and "right_of" in s.program.dumps()]
+
+
+def test_an_ordinal_beside_a_filter_must_read_the_same_counted_either_way():
+    from engine.programs import Constraint as C, P
+    from engine.margins import refers_with_margin
+    # three cups in a row, the first one high up: "the second cup from the left at mid-height"
+    # is i2 counting among mid-height cups, but i1 counting among all cups
+    inst = _boxed([("cup", 0.0, 0.1, "top"), ("cup", 0.3, 0.4, "middle"), ("cup", 0.6, 0.7, "middle")])
+    scene = Scene("x", inst, set(), AFF)
+    prog = P(C("category", "cup"), C("position", "middle"), C("ordinal", "left:2"))
+    assert evaluate(prog, scene) == {"i2"} and not refers_with_margin(prog, scene, {"i2"})
+    specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+    assert prog not in {s.program for s in specs}
+    assert any(s.target_ids == ("i2",) and s.tier == "simple" for s in specs)     # said another way
+
+
+def test_the_generic_noun_can_be_turned_off_for_cluttered_photos():
+    rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900)]
+    for sup, expected in (("", False), ("tool", True)):
+        scene = _custom(rows, {"widget"}, unknown={"widget"}, sup=sup)
+        specs = Planner(PlanConfig(generic_noun=False), list(AFF)).plan(scene)
+        assert any(s.tier == "complex" and s.cardinality == "1:1" for s in specs) is expected

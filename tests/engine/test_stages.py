@@ -116,18 +116,27 @@ def test_dedup_limits_instructions_per_target_and_tier(coco):
     assert len(dropped) > 0
 
 
-def test_category_missing_from_the_lexicon_gets_concept_and_simple_but_no_complex(coco):
-    from engine.build import no_complex_categories
+def test_category_missing_from_the_lexicon_gets_all_tiers_and_complex_from_instance_facts(coco):
+    from engine.report import category_coverage
 
     # a custom dataset's category: rename every giraffe to a name no lexicon knows
     inst = coco.instances.assign(category=coco.instances["category"].replace({"giraffe": "zorblax"}))
     one = coco.images[coco.images["image_id"].isin(inst[inst["category"] == "zorblax"]["image_id"])]
     sub = type(coco)(one, inst[inst["image_id"].isin(one["image_id"])], coco.quarantine)
-    _, res = _run(sub)
-    acc = res.instructions[res.instructions["accepted"] & (res.instructions["category"] == "zorblax")]
-    assert {"concept", "simple"} <= set(acc["tier"]) and "complex" not in set(acc["tier"])
+    worker, res = _run(sub)
+    ins = res.instructions
+    acc = ins[ins["accepted"] & (ins["category"] == "zorblax")]
+    assert {"concept", "simple", "complex"} <= set(acc["tier"])
     assert acc[acc["tier"] == "simple"]["text"].str.contains("zorblax").all()
-    assert no_complex_categories(sub.instances) == ["zorblax"]
+    cx = acc[acc["tier"] == "complex"]
+    # the source's supercategory ("animal") or a generic noun, never the category or a kind fact
+    assert not cx["text"].str.contains("zorblax").any() and not cx["program"].str.contains("affordance").any()
+    assert cx["text"].str.contains(r"\banimals?\b|\bitems?\b|\bobjects?\b").all(), cx["text"].tolist()
+    # nothing in a picture holding an unknown kind is found by a kind fact ("an animal with a long neck")
+    others = ins[ins["accepted"] & (ins["tier"] == "complex") & ins["image_id"].isin(set(acc["image_id"]))]
+    assert not others["program"].str.contains("affordance").any()
+    cov = {r["category"]: r for r in category_coverage(sub.instances, worker.lexicon)}
+    assert cov["zorblax"]["lacks"] == ["entry"] and "instance facts" in cov["zorblax"]["tiers"]
 
 
 def test_negatives_name_their_absent_concepts(default_run):

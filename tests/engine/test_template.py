@@ -205,3 +205,65 @@ def test_grammar_sanity_on_random_specs():
                 assert hit is None or hit.group(0) == "orange orange", (pattern, text)
             seen += 1
     assert seen > 500
+
+
+# ---- custom taxonomies: the planner, this grammar and the checkers agree on dataset names --------
+import re  # noqa: E402
+
+from engine.checks.lexical import LexicalChecker  # noqa: E402
+from engine.checks.nouns import NoCategoryNounChecker  # noqa: E402
+from engine.config import PlanConfig  # noqa: E402
+from engine.generate.base import SpecView  # noqa: E402
+from engine.plan import Planner  # noqa: E402
+from engine.programs import Scene  # noqa: E402
+from tests.lang_scenes import LEX, fact  # noqa: E402
+
+CAMEL_OR_SNAKE = re.compile(r"_|[a-z][A-Z]")
+
+
+def _custom_scene(cats_sup, vocab):
+    rows = []
+    for k, (cat, sup, cx, cy, color, area) in enumerate(cats_sup):
+        f = fact(f"i{k}", cat, cx, cy, color, area, image_id="src:1")
+        f["supercategory"] = LEX.supercategory_for(cat, sup)
+        rows.append(f)
+    scene = Scene("src:1", {f["instance_id"]: f for f in rows})
+    scene.vocabulary = frozenset(vocab)
+    scene.unknown = frozenset(c for c in scene.categories() | scene.vocabulary if LEX.entry(c) is None)
+    scene.affordances = LEX.affordance_map(scene.categories() | scene.vocabulary)
+    return scene
+
+
+@pytest.mark.parametrize("rows,vocab", [
+    # Roboflow bottles: CamelCase + snake_case names under the placeholder parent "Bottle"
+    ([("GlassBottle_Close", "Bottle", 0.15, 0.6, "black", 9000), ("GlassBottle_Close", "Bottle", 0.4, 0.6, "brown", 8000),
+      ("PlasticBottle_Close", "Bottle", 0.65, 0.5, "white", 12000), ("PlasticBottle_Loose", "Bottle", 0.9, 0.55, "gray", 7000)],
+     {"GlassBottle_Close", "GlassBottle_Loose", "PlasticBottle_Close", "PlasticBottle_Loose"}),
+    # aerial traffic: capitalised names the lexicon knows in lower case, and one it does not
+    ([("Bus", "vehicle", 0.2, 0.3, "red", 6000), ("Car", "vehicle", 0.5, 0.3, "white", 5000),
+      ("Car", "vehicle", 0.8, 0.7, "black", 5200), ("Small_Truck", "vehicle", 0.3, 0.8, "blue", 5100)],
+     {"Bus", "Car", "Small_Truck", "Motorcycle"}),
+    # LabelMe->COCO fruit: supercategory equal to the name
+    ([("date", "date", 0.1, 0.2, "brown", 3000), ("fig", "fig", 0.5, 0.5, "purple", 3500),
+      ("hazelnut", "hazelnut", 0.9, 0.8, "brown", 2000), ("date", "date", 0.6, 0.9, "brown", 3100)],
+     {"date", "fig", "hazelnut"}),
+])
+def test_custom_names_read_as_words_and_every_planned_text_checks(rows, vocab):
+    scene = _custom_scene(rows, vocab)
+    lexical, nouns = LexicalChecker(LEX), NoCategoryNounChecker(LEX)
+    specs = Planner(PlanConfig(min_area_frac=0.001), [], seed=3).plan(scene)
+    assert {"concept", "simple", "complex"} <= {s.tier for s in specs}
+    n_checked = 0
+    for s in specs:
+        view = SpecView(s.spec_id, s.image_id, s.tier, "", s.cardinality, s.target_ids, s.program)
+        for seed in range(3):
+            text = GEN.generate(view, scene, seed, [])
+            assert not CAMEL_OR_SNAKE.search(text), text
+            r = lexical.check(text, view, scene)
+            assert r.verdict == "pass", (text, r.reason)
+            if s.tier == "complex":
+                assert nouns.check(text, view, scene).verdict == "pass", text
+            n_checked += 1
+        if s.cardinality == "negative":
+            assert {str(c.value) for c in s.program if c.kind == "category"} <= set(vocab)
+    assert n_checked > 30

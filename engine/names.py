@@ -1,0 +1,70 @@
+"""Category names as people say them: readable nouns, plurals and articles.
+
+Datasets name categories for machines ("GlassBottle_Close", "traffic-light", "CAR"); text
+needs what a person would write ("glass bottle close", "traffic light", "car"). Plurals and
+articles come from `inflect` (a maintained inflection library) rather than a rule list; only
+what inflect does not cover is handled here: acronyms ("TV" -> "TVs"), and noun phrases with a
+trailing modifier, where the head noun takes the plural ("bottle with a cap" -> "bottles
+with a cap").
+"""
+from __future__ import annotations
+
+import functools
+import re
+
+import inflect
+
+# A category name that says nothing: export tools write these for a parent or background class.
+PLACEHOLDER_NAMES = frozenset({"", "none", "null", "background", "bg", "object", "objects", "thing", "things",
+                               "item", "items", "class", "unlabeled", "unlabelled", "other", "misc", "undefined",
+                               "_background_", "__background__"})
+
+_PREPOSITIONS = ("with", "of", "in", "on", "for", "from", "without", "at", "under", "near")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_ACRONYM = re.compile(r"^[A-Z][A-Z0-9]+$")
+
+
+@functools.lru_cache(maxsize=1)
+def _engine() -> inflect.engine:
+    return inflect.engine()
+
+
+def split_words(name: str) -> list[str]:
+    """Words of a machine name: CamelCase, snake_case, kebab-case, dots and digits split."""
+    parts = re.split(r"[\s_\-./]+", name.strip())
+    words: list[str] = []
+    for p in parts:
+        words += [w for w in _CAMEL.split(p) if w]
+    return words
+
+
+def readable_noun(name: str) -> str:
+    """The noun a person would write for a category name: words split, lower case except
+    acronyms ("GlassBottle_Close" -> "glass bottle close", "TV_stand" -> "TV stand")."""
+    words = split_words(name)
+    return " ".join(w if _ACRONYM.match(w) else w.lower() for w in words)
+
+
+def is_placeholder(name: str) -> bool:
+    """A name that names no concept ("none", "background", "objects")."""
+    return readable_noun(name).lower() in PLACEHOLDER_NAMES or not re.search(r"[A-Za-z]", name)
+
+
+def plural(noun: str) -> str:
+    """The plural of a noun phrase: inflect for the head word; an acronym takes "s"; a head
+    followed by a prepositional modifier is pluralised alone ("bottle with a cap")."""
+    words = noun.split(" ")
+    for i, w in enumerate(words[1:], 1):
+        if w.lower() in _PREPOSITIONS and w.lower() != "of":
+            return " ".join([plural(" ".join(words[:i]))] + words[i:])
+    last = words[-1]
+    if _ACRONYM.match(last):
+        return " ".join(words[:-1] + [last + "s"])
+    if " of " in noun:                       # "pair of skis": inflect pluralises the head
+        return _engine().plural_noun(noun)
+    return " ".join(words[:-1] + [_engine().plural_noun(last)])
+
+
+def article(phrase: str) -> str:
+    """'a' or 'an' for the phrase that follows, by its first sound (inflect)."""
+    return _engine().a(phrase).split(" ", 1)[0]
