@@ -22,6 +22,8 @@ class IngestConfig(_Section):
     max_pixels: int = Field(89_478_485, gt=0, description="decompression-bomb limit (PIL's default)")
     polygon_margin: float = Field(0.1, ge=0, description="polygon points may lie this share of the image size outside it")
     verify_pixels: bool = Field(True, description="fully decode each image to catch truncated files")
+    max_image_bytes: int = Field(256 * 1024 * 1024, gt=0, description="image files larger than this are refused before reading")
+    max_instances_per_image: int = Field(1000, gt=0, description="annotations kept per image (by id); the rest are quarantined, bounding memory and pairwise work")
 
 
 class FactsConfig(_Section):
