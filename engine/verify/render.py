@@ -99,7 +99,8 @@ def layers_for(meta: dict, target_ids: list[str], cardinality: str) -> Layers:
 
 def item_picture(meta: dict, image_bytes: bytes, target_ids: list[str], cardinality: str,
                  max_side: int = MAX_SIDE) -> Image.Image:
-    rgb = imageio.decode_rgb(image_bytes)
+    img = meta.get("image", {})  # its width/height decide EXIF orientation (engine.imageio)
+    rgb = imageio.decode_rgb(image_bytes, (int(img["width"]), int(img["height"])) if "width" in img else None)
     lay = layers_for(meta, target_ids, cardinality)
     return overlay(rgb, lay.targets, lay.distractors, max_side)
 
