@@ -8,6 +8,8 @@ category has a crowd region in the image are counted apart (`excluded_beside_cro
 """
 from __future__ import annotations
 
+import html
+import re
 from collections import Counter
 
 import pandas as pd
@@ -63,6 +65,17 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
     }
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def md_text(value) -> str:
+    """Source-given text (category names, reasons) made inert in markdown and the HTML it
+    becomes: HTML special characters as entities (no tags, no attribute breaks through quotes),
+    markdown punctuation backslash-escaped (no table breaks, links or emphasis), no newlines."""
+    text = html.escape(" ".join(str(value).split()), quote=True)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def report_markdown(rep: dict) -> str:
     lines = ["## Quality report", "",
              f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']} "
@@ -74,19 +87,20 @@ def report_markdown(rep: dict) -> str:
     for t in TIERS:
         lines.append(f"| {t} | {rep['by_tier'].get(t, 0)} | {rep['coverage'][t]:.1%} | {rep['coverage_1to1'][t]:.1%} |")
     lines += ["", "| tier/cardinality | accepted |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_cardinality"].items())]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in sorted(rep["by_tier_cardinality"].items())]
     lines += ["", "| tier/subtype | accepted |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
     lines += ["", "| rejection reason | count |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rep["rejection_reasons"].items()]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in rep["rejection_reasons"].items()]
     if rep["no_complex_tier_categories"]:
         lines += ["", "Categories without a complex tier (not in the lexicon): "
-                  + ", ".join(rep["no_complex_tier_categories"])]
+                  + ", ".join(md_text(c) for c in rep["no_complex_tier_categories"])]
     return "\n".join(lines) + "\n"
 
 
 def print_report(rep: dict, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -110,7 +124,8 @@ def print_report(rep: dict, console=None) -> None:
         r = Table(title="top rejection reasons")
         r.add_column("reason"); r.add_column("count")
         for k, v in rep["rejection_reasons"].items():
-            r.add_row(k, str(v))
+            r.add_row(escape(k), str(v))  # reasons quote source text: no rich markup
         console.print(r)
     if rep["no_complex_tier_categories"]:
-        console.print("no complex tier (not in lexicon): " + ", ".join(rep["no_complex_tier_categories"]))
+        console.print("no complex tier (not in lexicon): "
+                      + ", ".join(escape(c) for c in rep["no_complex_tier_categories"]))
