@@ -200,6 +200,15 @@ def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> s
                 imageio.check_mode(im)
             except imageio.UnsupportedImage as e:
                 raise _Reject(e.reason, e.detail) from None
+            if cfg.verify_pixels:
+                # before the EXIF lookup: reading a PNG's EXIF loads the image, and a failure
+                # there would leave PIL holding a half-decoded image that reports no error
+                try:
+                    im.load()
+                except Image.DecompressionBombError as e:
+                    raise _Reject("decompression_bomb", str(e)) from None
+                except (OSError, SyntaxError, ValueError, EOFError) as e:
+                    raise _Reject("unreadable_image", f"{im.format or 'image'} does not decode fully: {e}") from None
             exif = imageio.orientation(im)
             if imageio.applies_orientation(im, (want_w, want_h)):
                 choice = f"exif:{exif}"
@@ -210,13 +219,6 @@ def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> s
                 note = (f"; with its EXIF orientation {exif} applied it is {ow}x{oh}, which does not match either"
                         if exif != 1 else "; it has no EXIF orientation that would explain the difference")
                 raise _Reject("size_mismatch", f"json says {want_w}x{want_h} (w x h) but the file is {w}x{h}{note}")
-            if cfg.verify_pixels:
-                try:
-                    im.load()
-                except Image.DecompressionBombError as e:
-                    raise _Reject("decompression_bomb", str(e)) from None
-                except (OSError, SyntaxError, ValueError, EOFError) as e:
-                    raise _Reject("unreadable_image", f"{im.format or 'image'} does not decode fully: {e}") from None
             return choice
 
 

@@ -275,3 +275,17 @@ def test_instances_over_the_per_image_cap_are_quarantined_with_a_reason(tmp_path
     q = res.quarantine
     assert set(q[q.reason == "too_many_instances"].record_id) >= {str(a) for a in anns[3:]}
     assert set(q.reason) <= set(REASONS)
+
+
+def test_png_whose_pixels_do_not_decode_is_quarantined(tmp_path):
+    """Found by the fuzz test: reading a PNG's EXIF loads its pixels, and a failure swallowed
+    there left PIL reporting the image as fine; the full decode now runs first."""
+    case = make_case(tmp_path)
+    img = case.images[0]
+    with Image.open(case.image_path(img)) as im:
+        data = bytearray(_replace_with(case, img, im.convert("RGB"), "PNG", ".png"))
+    idat = data.index(b"IDAT")
+    data[idat + 200] ^= 0xFF
+    case.image_path(img).write_bytes(bytes(data))
+    reason, detail = _reason(_build(case), img)
+    assert reason == "unreadable_image" and "does not decode" in detail
