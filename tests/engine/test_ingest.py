@@ -641,14 +641,6 @@ def test_licences_are_resolved_from_the_source_list(tmp_path, coco):
 # ---------------------------------------------------------------- storage failures
 
 
-def read_bytes(uri):
-        if uri == str(case.image_path(img)):
-            raise error
-        return real_read(uri)
-
-    monkeypatch.setattr(storage, "read_bytes", read_bytes)
-
-
 def test_local_read_error_quarantines_that_image(tmp_path, monkeypatch):
     case = make_case(tmp_path)
     img = case.images[1]
