@@ -27,6 +27,11 @@ SECRETS = {
 }
 
 
+def _env(tmp_path: Path) -> dict:
+    # the temporary server's 20 s start-up limit is short on a loaded 2-core machine
+    return {**cli_env(tmp_path), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+
+
 def _build_cmd(source: str, output: Path, workdir: Path, *sets: str) -> list[str]:
     cmd = [sys.executable, "-m", "flows.build_dataset", "--source", source, "--output", str(output),
            "--workdir", str(workdir)]
@@ -50,7 +55,7 @@ def test_planted_secrets_reach_no_log_or_file_and_workers_still_get_them(tmp_pat
     # Ray's own folder kept short (unix socket paths) and private to this test, so that every
     # session log of this run is searched
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))
-    env = {**cli_env(tmp_path), **SECRETS, "RAY_TMPDIR": str(ray_tmp)}
+    env = {**_env(tmp_path), **SECRETS, "RAY_TMPDIR": str(ray_tmp)}
     out, wd = tmp_path / "release", tmp_path / "work"
     try:
         proc = subprocess.run(_build_cmd(spec.annotations_uri, out, wd), cwd=tmp_path, env=env,
@@ -97,7 +102,7 @@ def test_killed_build_leaves_no_prefect_server_or_ray_behind(tmp_path):
     wd = tmp_path / "work"
     log = open(tmp_path / "build.log", "wb")
     proc = subprocess.Popen(_build_cmd(spec.annotations_uri, tmp_path / "release", wd, "ingest.unit_size=1"),
-                            cwd=tmp_path, env=cli_env(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+                            cwd=tmp_path, env=_env(tmp_path), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 300
