@@ -177,14 +177,56 @@ def shard_urls(release: Release, split: str | None = None, cache_dir: str | Path
     return out
 
 
-def _count_samples(expected: Mapping[str, int], shard_of_url: Mapping[str, str]):
-    """A pipeline stage that checks each shard gave as many samples as the index lists: tar
-    stops silently at a corrupted header after the first one, which would drop the rest."""
+class _HashingStream:
+    """A shard stream that hashes what tar reads; `finish()` reads what tar left (end-of-archive
+    padding) and compares the whole shard with the sha256 the release index lists."""
+
+    def __init__(self, raw, want: str, shard: str):
+        self.raw, self.want, self.shard = raw, want, shard
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.h.update(data)
+        return data
+
+    def finish(self) -> None:
+        while data := self.raw.read(1 << 20):
+            self.h.update(data)
+        got = self.h.hexdigest()
+        if got != self.want:
+            raise ShardReadError(f"{self.shard}: shard sha256 {got[:12]}... differs from the release index's "
+                                 f"{self.want[:12]}...: the shard is corrupted (its samples cannot be trusted)")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _verified(release: Release, shard_of_url: Mapping[str, str], streams: dict):
+    """A pipeline stage after the opener: every shard stream is hashed while read."""
+    sha = {e["url"]: e["sha256"] for e in release.index["shardlist"]}
+
+    def stage(src):
+        for source in src:
+            rel = shard_of_url.get(source["url"], source["url"])
+            if rel in sha:
+                source["stream"] = streams[source["url"]] = _HashingStream(source["stream"], sha[rel], rel)
+            yield source
+    return stage
+
+
+def _shard_end_checks(expected: Mapping[str, int], shard_of_url: Mapping[str, str], streams: dict):
+    """A pipeline stage over raw samples that checks each shard as its samples end: as many
+    samples as the index lists (tar stops silently at a corrupted header after the first one,
+    which would drop the rest) and the shard's sha256 (any flipped byte, JSON included)."""
     def check(url: str, n: int) -> None:
         want = expected.get(url)
         if want is not None and n != want:
             raise ShardReadError(f"{shard_of_url.get(url, url)}: {n} samples read, the release index lists {want} "
                                  "(the shard is truncated or a tar header is corrupted)")
+        stream = streams.pop(url, None)
+        if stream is not None:
+            stream.finish()
 
     def stage(src):
         url, n = None, 0
@@ -205,8 +247,10 @@ def make_dataset(release: Release | str, split: str | None = None, *, decode_ima
     """A WebDataset over a release's shards yielding sample dicts (see module doc).
 
     `distributed=False` reads every shard in this process, whatever RANK / WORLD_SIZE say.
-    `verify` (default) checks every image against its recorded sha256; any damage raises
-    ShardReadError naming the shard and sample."""
+    `verify` (default) checks every image against the sha256 in its sample's json before it is
+    served, and each shard, as its last sample is read, against the sample count and sha256 of
+    the release index (hashing costs far less than decoding the images); any damage raises
+    ShardReadError naming the shard (and the sample where there is one)."""
     if not isinstance(release, Release):
         release = open_release(release)
     urls = shard_urls(release, split, cache_dir)
@@ -217,8 +261,11 @@ def make_dataset(release: Release | str, split: str | None = None, *, decode_ima
                         shardshuffle=False, empty_check=False,
                         handler=functools.partial(_shard_error, urls))
     if verify:
+        streams: dict = {}  # url -> its hashing stream, per process (each DataLoader worker has its own)
+        opener = next(k for k, st in enumerate(ds.pipeline) if isinstance(st, wds.cache.StreamingOpen))
+        ds.pipeline.insert(opener + 1, _verified(release, urls, streams))
         nsamples = {e["url"]: int(e["nsamples"]) for e in release.index["shardlist"]}
-        ds = ds.compose(_count_samples({u: nsamples[rel] for u, rel in urls.items()}, urls))
+        ds = ds.compose(_shard_end_checks({u: nsamples[rel] for u, rel in urls.items()}, urls, streams))
     return ds.map(functools.partial(to_sample, decode_image=decode_image, shard_of_url=urls, verify=verify))
 
 

@@ -77,3 +77,28 @@ def test_corrupted_tar_header_is_named(release, which):
     _flip(shard, member.offset + 10)  # inside the name field: the header checksum no longer holds
     with pytest.raises(ShardReadError, match=rf"{rel}"):
         list(iter_release(str(release), decode_image=False))
+
+
+def test_flipped_byte_that_keeps_the_json_valid_fails_the_shard_check(release):
+    """A digit changed inside a json member still parses: the shard's sha256 catches it."""
+    shard, rel = _first_shard(release)
+    js = next(m for m in _members(shard) if m.name.endswith(".json"))
+    data = shard.read_bytes()
+    body = data[js.offset_data:js.offset_data + js.size]
+    pos = js.offset_data + body.index(b'"area":') + len(b'"area":')
+    digit = data[pos:pos + 1]
+    assert digit.isdigit()
+    shard.write_bytes(data[:pos] + (b"7" if digit != b"7" else b"3") + data[pos + 1:])
+    with pytest.raises(ShardReadError, match=rf"{rel}: shard sha256 .* differs from the release index"):
+        list(make_dataset(str(release), distributed=False, decode_image=False))
+    assert len(list(make_dataset(str(release), distributed=False, decode_image=False, verify=False))) > 0
+
+
+def test_verification_with_dataloader_workers(pristine):
+    """The checks run inside each DataLoader worker (streams are hashed where they are read)."""
+    import torch
+
+    ds = make_dataset(str(pristine), decode_image=False)
+    loader = torch.utils.data.DataLoader(ds, num_workers=2, batch_size=None, collate_fn=lambda s: s["key"])
+    keys = list(loader)
+    assert sorted(keys) == sorted(s["key"] for s in iter_release(str(pristine), decode_image=False))
