@@ -289,3 +289,30 @@ def test_png_whose_pixels_do_not_decode_is_quarantined(tmp_path):
     case.image_path(img).write_bytes(bytes(data))
     reason, detail = _reason(_build(case), img)
     assert reason == "unreadable_image" and "does not decode" in detail
+
+
+def _png16(w: int, h: int, ctype: int, pixel: bytes) -> bytes:
+    """A 16-bit PNG written by hand (PIL cannot write every 16-bit colour type)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    raw = b"".join(b"\0" + pixel * w for _ in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("ctype, pixel", [(0, b"\x80\x80"), (2, b"\x80\x80" * 3), (4, b"\x80\x80\xff\xff"),
+                                          (6, b"\x80\x80" * 3 + b"\xff\xff")],
+                         ids=["grey16", "rgb48", "grey-alpha32", "rgba64"])
+def test_every_16_bit_png_colour_type_decodes_to_its_8_bit_value(tmp_path, ctype, pixel):
+    case = make_case(tmp_path, n_images=1)
+    img = case.images[0]
+    data = _png16(img["width"], img["height"], ctype, pixel)
+    case.image_path(img).unlink()
+    img["file_name"] = "deep.png"
+    case.image_path(img).write_bytes(data)
+    res = _build(case)
+    assert res.quarantine.empty and len(res.images) == 1
+    assert (imageio.decode_rgb(data) == 128).all()
