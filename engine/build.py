@@ -83,9 +83,32 @@ def default_workdir(output: str) -> Path:
     return Path(".sam3i-work") / hashlib.sha256(output.encode()).hexdigest()[:12]
 
 
+class NothingToPublishError(IngestError):
+    """A build that would publish an empty release: every input record of a source was
+    quarantined, or no instruction was accepted."""
+
+
+def _quarantine_summary(quarantine: pd.DataFrame, source_id: str) -> str:
+    q = quarantine[quarantine["source_id"] == source_id]
+    counts = q.groupby("reason").size().sort_values(ascending=False)
+    return ", ".join(f"{r}: {n}" for r, n in counts.items()) or "no records at all"
+
+
+def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: pd.DataFrame) -> None:
+    """Every source must contribute at least one image: one that contributes none is a wrong
+    path, a broken export or an empty file, and an empty release must not be published."""
+    have = set(images["source_id"])
+    for src in sources:
+        if src.source_id not in have:
+            raise NothingToPublishError(
+                f"source {src.source_id!r} ({src.annotations_uri}): no usable image, every record was quarantined "
+                f"({_quarantine_summary(quarantine, src.source_id)}); nothing was published")
+
+
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
     res = ingest(sources, cfg.ingest)
-    write_tables(res, workdir / "ingest")
+    write_tables(res, workdir / "ingest")  # kept for inspection, also when the build stops here
+    require_images(sources, res.images, res.quarantine)
     return Ingested(res.images, res.instances, res.quarantine)
 
 
@@ -151,6 +174,11 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
             cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
     from engine.release import build_release
 
+    if not instructions["accepted"].any():
+        raise NothingToPublishError(
+            f"no instruction was accepted ({len(instructions)} candidates, {len(data.images)} images, "
+            f"{len(data.instances)} instances, {len(data.quarantine)} input records quarantined); "
+            f"nothing was published at {output}")
     lex = lexicon_for(cfg)
     rep = quality_report(instructions, facts, cfg.plan, categories=category_coverage(data.instances, lex))
     card = dataset_card(rep, cfg, sources, data.quarantine)

@@ -12,11 +12,25 @@ from typing import Literal
 import yaml
 import os
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.facts import RELATIONS
+
+# Checkers a policy may name: the ones engine.stages builds, plus "sam3i" (SAM3-I
+# re-segmentation, reserved: not built yet, so requiring it marks every candidate of that tier
+# unverifiable and rejects it; verify's recheck tests rely on exactly that).
+CHECKERS = ("program", "lexical", "no_category_noun", "mllm_choice", "sam3i")
+POLICY_KEYS = ("concept", "simple", "complex", "negative")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and the key."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: `unit_size: true` is not 1 and `seed: "7"` is not 7 (YAML and --set values are
+    # typed already, so nothing legitimate needs coercion); ints are still accepted as floats
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class IngestConfig(_Section):
@@ -24,13 +38,21 @@ class IngestConfig(_Section):
     max_pixels: int = Field(89_478_485, gt=0, description="decompression-bomb limit (PIL's default)")
     polygon_margin: float = Field(0.1, ge=0, description="polygon points may lie this share of the image size outside it")
     verify_pixels: bool = Field(True, description="fully decode each image to catch truncated files")
+    max_image_bytes: int = Field(256 * 1024 * 1024, gt=0, description="image files larger than this are refused before reading")
+    max_instances_per_image: int = Field(1000, gt=0, description="annotations kept per image (by id); the rest are quarantined, bounding memory and pairwise work")
 
 
 class FactsConfig(_Section):
     near_distance: float = Field(0.15, gt=0, description="max normalised gap between bboxes for next_to / relations")
     max_relation_partners: int = Field(6, gt=0)
-    small_frac: float = Field(0.01, description="area_frac below this is small")
-    large_frac: float = Field(0.10, description="area_frac above this is large")
+    small_frac: float = Field(0.01, ge=0, le=1, description="area_frac below this is small")
+    large_frac: float = Field(0.10, ge=0, le=1, description="area_frac above this is large")
+
+    @model_validator(mode="after")
+    def _small_below_large(self):
+        if self.small_frac > self.large_frac:
+            raise ValueError(f"small_frac={self.small_frac} is above large_frac={self.large_frac}")
+        return self
 
 
 class PlanConfig(_Section):
@@ -64,6 +86,14 @@ class PlanConfig(_Section):
     skip_crowded_categories: bool = True
     # 1:N groups ("the two sheep on the left") only in categories a viewer counts at a glance
     max_group_category: int = Field(6, ge=3)
+
+    @field_validator("relations")
+    @classmethod
+    def _known_relations(cls, v: list[str]) -> list[str]:
+        unknown = [r for r in v if r not in RELATIONS]
+        if unknown:
+            raise ValueError(f"unknown relation(s) {unknown}; known: {', '.join(RELATIONS)}")
+        return v
 
 
 class GenerateConfig(_Section):
@@ -121,6 +151,28 @@ class CheckConfig(_Section):
     extra: list[str] = Field(default_factory=list, description="checkers run and recorded on every candidate, not required")
     mllm: MLLMChoiceConfig = MLLMChoiceConfig()
 
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad_keys = [k for k in v if k not in POLICY_KEYS]
+        if bad_keys:
+            raise ValueError(f"unknown tier(s) {bad_keys}; a policy names checkers for {', '.join(POLICY_KEYS)}")
+        for tier, names in v.items():
+            _known_checkers(names, f"tier {tier!r}")
+        return v
+
+    @field_validator("extra")
+    @classmethod
+    def _known_extra(cls, v: list[str]) -> list[str]:
+        return _known_checkers(v, "check.extra")
+
+
+def _known_checkers(names: list[str], where: str) -> list[str]:
+    unknown = [n for n in names if n not in CHECKERS]
+    if unknown:
+        raise ValueError(f"{where} names no such checker: {', '.join(map(repr, unknown))} (checkers: {', '.join(CHECKERS)})")
+    return names
+
 
 class DedupConfig(_Section):
     method: Literal["minhash", "embedding", "exact"] = "minhash"
@@ -138,15 +190,15 @@ class ReleaseConfig(_Section):
 
 
 class StageResources(_Section):
-    num_cpus: float = 1
-    num_gpus: float = 0
-    concurrency: int = 2
+    num_cpus: float = Field(1, ge=0)
+    num_gpus: float = Field(0, ge=0)
+    concurrency: int = Field(2, ge=1, description="actors of the stage")
 
 
 class RayConfig(_Section):
     address: str | None = Field(None, description="None = local ray.init(); else a cluster address")
     stages: dict[str, StageResources] = Field(default_factory=lambda: {"unit": StageResources()})
-    max_retries: int = 2
+    max_retries: int = Field(2, ge=0)
 
 
 class LexiconConfig(_Section):
@@ -189,26 +241,58 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply `a.b.c=value` overrides; values are parsed as YAML (numbers, bools, lists)."""
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key.path=value")
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
         key, raw = item.split("=", 1)
         node = data
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {p!r} is not a section")
+                raise ConfigError(f"override {item!r}: {p!r} is not a section")
         node[parts[-1]] = yaml.safe_load(raw)
     return data
 
 
+def _describe(e: ValidationError, origin: str) -> str:
+    """One line per problem, each naming the dotted key, what is wrong and the value given."""
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        given = "" if err["type"] in ("missing",) else f" (given: {err.get('input')!r})"
+        if err["type"] == "string_type" and isinstance(err.get("input"), bool):
+            given += "; YAML reads on/off/yes/no as booleans: quote the word"
+        lines.append(f"  {key}: {msg}{given}")
+    return f"invalid configuration{origin}:\n" + "\n".join(lines)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> EngineConfig:
+    """The validated config; ConfigError (naming file and key) for anything unusable."""
     data: dict = {}
     if path is not None:
-        text = Path(path).read_text()
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a folder, not a YAML config file") from None
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e.strerror or e})") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML (only plain YAML is read: no tags such as !!python): {e}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
-    return EngineConfig.model_validate(apply_overrides(data, overrides or []))
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        data = apply_overrides(data, overrides or [])
+    except yaml.YAMLError as e:
+        raise ConfigError(f"a --set value is not valid YAML: {e}") from None
+    try:
+        return EngineConfig.model_validate(data)
+    except ValidationError as e:
+        origin = f" in {path}" if path is not None else ""
+        origin += " (with --set " + ", ".join(overrides) + ")" if overrides else ""
+        raise ConfigError(_describe(e, origin)) from None

@@ -96,7 +96,8 @@ def _decode(row: dict, width: int, height: int) -> _Inst:
     if len(ys) == 0:
         raise ValueError(f"instance {row['instance_id']} of image {row['image_id']}: empty mask")
     x0, x1, y0, y1 = int(xs[0]), int(xs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1
-    crop = m[y0:y1, x0:x1]
+    crop = m[y0:y1, x0:x1].copy()  # a copy: a view would keep the full-frame mask alive
+    del m
     area = int(crop.sum())
     yy, xx = np.nonzero(crop)
     cx = (x0 + xx.mean() + 0.5) / width
@@ -128,14 +129,23 @@ def _overlap_slices(a: _Inst, b: _Inst):
     return sa, sb
 
 
+def _boxes(items: list[_Inst]) -> np.ndarray:
+    return np.array([i.px for i in items], dtype=np.int64).reshape(-1, 4)
+
+
 def _occlusion(items: list[_Inst]) -> dict[str, float]:
-    """Share of each instance's bbox covered by the union of the other instances' masks."""
+    """Share of each instance's bbox covered by the union of the other instances' masks.
+    Only instances whose boxes intersect are looked at (found with one vectorised test per
+    instance), so the work follows the overlaps, not the square of the instance count."""
+    px = _boxes(items)
     out = {}
-    for a in items:
+    for k, a in enumerate(items):
+        hits = np.flatnonzero((px[:, 0] < a.px[2]) & (px[:, 2] > a.px[0]) & (px[:, 1] < a.px[3]) & (px[:, 3] > a.px[1]))
         covered = np.zeros(a.crop.shape, dtype=bool)
-        for b in items:
-            if b is a:
+        for j in hits:
+            if j == k:
                 continue
+            b = items[j]
             s = _overlap_slices(a, b)
             if s is not None:
                 covered[s[0]] |= b.crop[s[1]]
@@ -242,21 +252,29 @@ def _pairs(items: list[_Inst], near_distance: float, max_partners: int) -> list[
     """Unordered index pairs to relate: each instance with its max_partners nearest neighbours
     whose boxes are closer than near_distance (Euclidean gap between boxes, 0 when they touch;
     ties by centroid distance). The union is taken so that relations stay symmetric: an
-    instance may therefore have more partners when it is among others' nearest."""
+    instance may therefore have more partners when it is among others' nearest.
+
+    One row of distances at a time: memory is linear in the instance count (an n x n matrix
+    of 20,000 instances would be 3 GB), and at most max_partners pairs are kept per instance."""
     n = len(items)
     if n < 2:
         return []
     box = np.array([i.box for i in items])
     c = np.array([(i.cx, i.cy) for i in items])
-    gx = np.maximum(0, np.maximum(box[:, None, 0], box[None, :, 0]) - np.minimum(box[:, None, 2], box[None, :, 2]))
-    gy = np.maximum(0, np.maximum(box[:, None, 1], box[None, :, 1]) - np.minimum(box[:, None, 3], box[None, :, 3]))
-    gap = np.hypot(gx, gy)
-    dist = np.hypot(c[:, None, 0] - c[None, :, 0], c[:, None, 1] - c[None, :, 1])
+    ids = [i.id for i in items]
     chosen = set()
     for i in range(n):
-        cand = [j for j in range(n) if j != i and gap[i, j] < near_distance]
-        cand.sort(key=lambda j: (gap[i, j], dist[i, j], items[j].id))
-        chosen.update((min(i, j), max(i, j)) for j in cand[:max_partners])
+        gx = np.maximum(0, np.maximum(box[i, 0], box[:, 0]) - np.minimum(box[i, 2], box[:, 2]))
+        gy = np.maximum(0, np.maximum(box[i, 1], box[:, 1]) - np.minimum(box[i, 3], box[:, 3]))
+        gap = np.hypot(gx, gy)
+        gap[i] = np.inf
+        cand = np.flatnonzero(gap < near_distance)
+        if len(cand) > max_partners:  # keep the nearest few before the exact sort below
+            cut = np.partition(gap[cand], max_partners - 1)[max_partners - 1]
+            cand = cand[gap[cand] <= cut]
+        dist = np.hypot(c[cand, 0] - c[i, 0], c[cand, 1] - c[i, 1])
+        order = sorted(range(len(cand)), key=lambda k: (gap[cand[k]], dist[k], ids[cand[k]]))
+        chosen.update((min(i, int(cand[k])), max(i, int(cand[k]))) for k in order[:max_partners])
     return sorted(chosen)
 
 
@@ -330,11 +348,11 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
 
 
 def describe(images: pd.DataFrame, instances: pd.DataFrame, cfg: FactsConfig | None = None,
-             load: Callable[[str], np.ndarray] = load_rgb) -> tuple[pd.DataFrame, pd.DataFrame]:
+             load: Callable[[str, tuple[int, int]], np.ndarray] = load_rgb) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Facts and relations tables for all images (schemas.facts FACTS, RELATIONS_TABLE).
 
-    Images without instances contribute nothing and are not read. `load` maps an image uri to
-    its HxWx3 uint8 pixels.
+    Images without instances contribute nothing and are not read. `load(uri, (width, height))`
+    returns an image's HxWx3 uint8 pixels as drawn at that size (engine.imageio.load_rgb).
     """
     cfg = cfg or FactsConfig()
     unknown = set(instances["image_id"]) - set(images["image_id"])
@@ -347,7 +365,8 @@ def describe(images: pd.DataFrame, instances: pd.DataFrame, cfg: FactsConfig | N
         if group is None:
             continue
         try:
-            rgb = load(row["uri"])
+            # the size the masks were drawn at decides EXIF orientation (engine.imageio)
+            rgb = load(row["uri"], (int(row["width"]), int(row["height"])))
         except Exception as e:
             raise ValueError(f"{row['uri']}: cannot read pixels of image {row['image_id']}: {e}") from e
         f, r = describe_image(row, group, rgb, cfg)

@@ -26,6 +26,7 @@ import math
 import os
 import posixpath
 import re
+import stat
 import warnings
 from dataclasses import dataclass, field
 from numbers import Real
@@ -36,7 +37,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as mask_utils
 
-from engine import masks, storage
+from engine import imageio, masks, storage
 from engine.workdir import read_table, write_table
 from engine.config import IngestConfig
 from engine.units import assign_units
@@ -186,6 +187,7 @@ class ImageJob:
     annotations: list[dict]        # its annotations (ids, references already checked)
     categories: dict[int, tuple[str, str]]  # category id -> (name, supercategory)
     license: tuple[str | None, str | None] = (None, None)  # (name, url) from the source's `licenses`
+    images_root: str = ""          # the source's image folder / prefix: nothing outside it is read
 
 
 @dataclass
@@ -206,8 +208,10 @@ def _qrow(source_id: str, file: str, record_type: str, record_id, reason: str, d
             "record_id": str(record_id), "reason": reason, "detail": detail}
 
 
-def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> None:
-    """Header size (bomb check before any decode), JSON size agreement, then a full decode."""
+def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> str:
+    """Header size (bomb check before any decode), format and pixel mode (engine.imageio's one
+    list), JSON size against the picture (EXIF orientation decided by engine.imageio's rule),
+    then a full decode. Returns the orientation choice recorded in the images table."""
     with warnings.catch_warnings():
         # Our own limit (cfg.max_pixels) decides; PIL's warning would only be noise.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -222,16 +226,31 @@ def _check_pixels(data: bytes, want_w: int, want_h: int, cfg: IngestConfig) -> N
             if w * h > cfg.max_pixels:
                 raise _Reject("decompression_bomb",
                               f"header says {w}x{h} = {w * h} pixels, over the limit of {cfg.max_pixels}")
-            if (w, h) != (want_w, want_h):
-                raise _Reject("size_mismatch",
-                              f"json says {want_w}x{want_h} (w x h) but the file is {w}x{h}")
+            try:
+                imageio.check_format(im)
+                imageio.check_mode(im)
+            except imageio.UnsupportedImage as e:
+                raise _Reject(e.reason, e.detail) from None
             if cfg.verify_pixels:
+                # before the EXIF lookup: reading a PNG's EXIF loads the image, and a failure
+                # there would leave PIL holding a half-decoded image that reports no error
                 try:
                     im.load()
                 except Image.DecompressionBombError as e:
                     raise _Reject("decompression_bomb", str(e)) from None
                 except (OSError, SyntaxError, ValueError, EOFError) as e:
                     raise _Reject("unreadable_image", f"{im.format or 'image'} does not decode fully: {e}") from None
+            exif = imageio.orientation(im)
+            if imageio.applies_orientation(im, (want_w, want_h)):
+                choice = f"exif:{exif}"
+            elif (w, h) == (want_w, want_h):
+                choice = "file" if exif == 1 else f"file (exif:{exif} not applied: the json size is the stored size)"
+            else:
+                ow, oh = imageio.oriented_size(im)
+                note = (f"; with its EXIF orientation {exif} applied it is {ow}x{oh}, which does not match either"
+                        if exif != 1 else "; it has no EXIF orientation that would explain the difference")
+                raise _Reject("size_mismatch", f"json says {want_w}x{want_h} (w x h) but the file is {w}x{h}{note}")
+            return choice
 
 
 def _is_number(v) -> bool:
@@ -361,20 +380,90 @@ def _instance_row(job: ImageJob, image_id: str, ann: dict, h: int, w: int, polyg
     }
 
 
-def _read_image(job: ImageJob) -> bytes | None:
-    """The image's bytes, None when missing. A file or object we may not read is that record's
-    problem (quarantined); a store that fails as a whole (network, 5xx after botocore's
-    retries) is not, and stops the build rather than quarantining every image."""
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _read_local(job: ImageJob, cap: int) -> tuple[bytes, str] | None:
+    """A local image's bytes and real path, read only if it is a regular file inside the image
+    folder once symlinks (of the file or of any folder on the way) are resolved, no larger than
+    `cap`. The path checked is the one opened: the open descriptor's own path is checked again,
+    so a link swapped in between the two is caught too."""
+    root = os.path.realpath(job.images_root or os.path.dirname(job.image_uri))
+    real = os.path.realpath(job.image_uri)
+    if not _inside(real, root):
+        raise _Reject("unsafe_path", f"{job.image_uri} resolves outside the image folder {job.images_root} "
+                                     "(a symbolic link or '..' leads out of the source)")
     try:
-        return storage.read_or_none(job.image_uri)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: no link swapped in
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
     except PermissionError as e:
         raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e.strerror}") from None
     except OSError as e:
-        if not storage.is_s3(job.image_uri):
-            raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e}") from None
-        err = e
+        raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e}") from None
+    try:
+        fd_path = f"/proc/self/fd/{fd}"
+        if os.path.exists(fd_path) and not _inside(os.readlink(fd_path), root):
+            raise _Reject("unsafe_path", f"{job.image_uri} was replaced by a link outside the image folder while read")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                    else "a folder" if stat.S_ISDIR(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a file")
+            raise _Reject("not_regular_file", f"{job.image_uri} is {kind}, not a regular file")
+        if st.st_size > cap:
+            raise _Reject("image_too_large", f"{job.image_uri} holds {st.st_size} bytes, over ingest.max_image_bytes={cap}")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(cap + 1)
+    except _Reject:
+        raise
+    except OSError as e:
+        raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if len(data) > cap:  # grew since fstat
+        raise _Reject("image_too_large", f"{job.image_uri} holds over {cap} bytes (ingest.max_image_bytes)")
+    return data, real
+
+
+def _read_s3(job: ImageJob, cap: int) -> bytes | None:
+    """An S3 image's bytes: its key must lie under the image prefix (keys are literal: no
+    folder links, but '..' segments are normalised away before we get here) and it is read
+    at most `cap` + 1 bytes, so an oversized object is refused without being held."""
+    prefix = (job.images_root or posixpath.dirname(job.image_uri)).rstrip("/") + "/"
+    if not job.image_uri.startswith(prefix) or "/../" in job.image_uri[len(prefix) - 1:]:
+        raise _Reject("unsafe_path", f"{job.image_uri} is not under the image prefix {prefix}")
+    body = storage.open_read(job.image_uri)
+    try:
+        size = getattr(body, "_content_length", None)
+        if size is not None and int(size) > cap:
+            raise _Reject("image_too_large", f"{job.image_uri} holds {size} bytes, over ingest.max_image_bytes={cap}")
+        data = body.read(cap + 1)
+    finally:
+        body.close()
+    if len(data) > cap:
+        raise _Reject("image_too_large", f"{job.image_uri} holds over {cap} bytes (ingest.max_image_bytes)")
+    return data
+
+
+def _read_image(job: ImageJob, cap: int) -> tuple[bytes, str] | None:
+    """The image's bytes and the location read (None when missing). Only what lies inside the
+    source is read (see _read_local / _read_s3). A file or object we may not read is that
+    record's problem (quarantined); a store that fails as a whole (network, 5xx after
+    botocore's retries) is not, and stops the build rather than quarantining every image."""
+    if not storage.is_s3(job.image_uri):
+        return _read_local(job, cap)
+    try:
+        data = _read_s3(job, cap)
+        return None if data is None else (data, job.image_uri)
+    except _Reject:
+        raise
     except Exception as e:
         err = e
+    if storage.is_not_found(err):
+        return None
     if storage.error_code(err) in ("AccessDenied", "403", "InvalidObjectState"):
         raise _Reject("unreadable_image", f"cannot read {job.image_uri}: {storage.error_code(err)}") from None
     raise IngestError(f"{job.file}: image {job.record['id']}: cannot read {job.image_uri} "
@@ -387,10 +476,11 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
     w, h = rec["width"], rec["height"]
     image_id = f"{job.source_id}:{rec['id']}"
     try:
-        data = _read_image(job)
-        if data is None:
+        read = _read_image(job, cfg.max_image_bytes)
+        if read is None:
             raise _Reject("missing_image", f"image file {job.image_uri} does not exist")
-        _check_pixels(data, w, h, cfg)
+        data, location = read
+        orientation = _check_pixels(data, w, h, cfg)
     except _Reject as r:
         out = ImageOutcome(image=None)
         out.quarantine.append(_qrow(job.source_id, job.file, "image", rec["id"], r.reason, r.detail))
@@ -404,7 +494,7 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
         "image_id": image_id,
         "orig_id": rec["id"],
         "file_name": rec["file_name"],
-        "uri": job.image_uri,
+        "uri": location,  # the real path read: later reads cannot be redirected by a link
         "width": w,
         "height": h,
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -413,8 +503,15 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
         "license": None if license_ is None else str(license_),
         "license_name": job.license[0],
         "license_url": job.license[1],
+        "orientation": orientation,
     })
-    for ann in job.annotations:
+    cap = cfg.max_instances_per_image
+    for k, ann in enumerate(job.annotations):  # sorted by id, so the kept ones are deterministic
+        if k >= cap:
+            out.quarantine.append(_qrow(job.source_id, job.file, "annotation", ann["id"], "too_many_instances",
+                                        f"image {rec['id']} has {len(job.annotations)} annotations; the first {cap} "
+                                        "by id are kept (ingest.max_instances_per_image bounds memory and pairwise work)"))
+            continue
         try:
             out.instances.append(_instance_row(job, image_id, ann, h, w, cfg.polygon_margin))
         except _Reject as r:
@@ -581,7 +678,7 @@ def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]
     jobs = [
         ImageJob(source_id=sid, file=f,
                  image_uri=storage.join(src.images_uri, safe_relative_path(rec["file_name"])),
-                 record=rec, annotations=sorted(by_image.get(rid, []), key=lambda a: a["id"]),
+                 images_root=src.images_uri, record=rec, annotations=sorted(by_image.get(rid, []), key=lambda a: a["id"]),
                  categories={a["category_id"]: categories[a["category_id"]] for a in by_image.get(rid, [])},
                  license=licenses.get(rec.get("license"), (None, None)) if _is_id(rec.get("license")) else (None, None))
         for rid, rec in sorted(images.items())

@@ -159,7 +159,8 @@ class UnitImages:
             raise RuntimeError(f"{self.setting} needs the unit's images: call bind_unit(images, instances) first")
         if image_id not in self._images:
             raise KeyError(f"image {image_id!r} of spec {spec_id} is not in the bound unit")
-        return self.load(self._images[image_id]["uri"])
+        row = self._images[image_id]  # drawn size decides EXIF orientation (engine.imageio)
+        return self.load(row["uri"], (int(row["width"]), int(row["height"])))
 
     def mask(self, instance_id: str, h: int, w: int):
         from engine.masks import decode

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from engine import shard, storage
 from engine.config import ReleaseConfig
 from engine import saco_export, sam3i_export
+from engine.report import md_text
 from engine.split import SPLITS, assign_splits
 from schemas.images import IMAGES
 from schemas.instances import INSTANCES
@@ -194,7 +195,7 @@ def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.S
 
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in rows]  # names come from sources
     return "\n".join(lines)
 
 

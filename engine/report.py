@@ -8,6 +8,8 @@ category has a crowd region in the image are counted apart (`excluded_beside_cro
 """
 from __future__ import annotations
 
+import html
+import re
 from collections import Counter
 
 import pandas as pd
@@ -87,6 +89,17 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
     }
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
+def md_text(value) -> str:
+    """Source-given text (category names, reasons) made inert in markdown and the HTML it
+    becomes: HTML special characters as entities (no tags, no attribute breaks through quotes),
+    markdown punctuation backslash-escaped (no table breaks, links or emphasis), no newlines."""
+    text = html.escape(" ".join(str(value).split()), quote=True)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def report_markdown(rep: dict) -> str:
     lines = ["## Quality report", "",
              f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']} "
@@ -98,14 +111,14 @@ def report_markdown(rep: dict) -> str:
     for t in TIERS:
         lines.append(f"| {t} | {rep['by_tier'].get(t, 0)} | {rep['coverage'][t]:.1%} | {rep['coverage_1to1'][t]:.1%} |")
     lines += ["", "| tier/cardinality | accepted |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_cardinality"].items())]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in sorted(rep["by_tier_cardinality"].items())]
     lines += ["", "| tier/subtype | accepted |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
     lines += ["", "| rejection reason | count |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in rep["rejection_reasons"].items()]
+    lines += [f"| {md_text(k)} | {v} |" for k, v in rep["rejection_reasons"].items()]
     if rep["no_complex_tier_categories"]:
         lines += ["", "Categories without a complex tier (not in the lexicon): "
-                  + ", ".join(rep["no_complex_tier_categories"])]
+                  + ", ".join(md_text(c) for c in rep["no_complex_tier_categories"])]
     if rep.get("categories"):
         lines += ["", "### Categories", "",
                   "How text names each category, what the lexicon lacks for it and the tiers it gets "
@@ -114,13 +127,15 @@ def report_markdown(rep: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for c in rep["categories"]:
             a = c["accepted"]
-            lines.append(f"| `{c['category']}` | {c['noun']} / {c['plural']} | {c['supercategory'] or '-'} | "
+            lines.append(f"| {md_text(c['category'])} | {md_text(c['noun'])} / {md_text(c['plural'])} | "
+                         f"{md_text(c['supercategory']) if c['supercategory'] else '-'} | "
                          f"{', '.join(c['lacks']) or 'nothing'} | {c['tiers']} | {a['concept']} | {a['simple']} | {a['complex']} |")
     return "\n".join(lines) + "\n"
 
 
 def print_report(rep: dict, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -144,16 +159,17 @@ def print_report(rep: dict, console=None) -> None:
         r = Table(title="top rejection reasons")
         r.add_column("reason"); r.add_column("count")
         for k, v in rep["rejection_reasons"].items():
-            r.add_row(k, str(v))
+            r.add_row(escape(k), str(v))  # reasons quote source text: no rich markup
         console.print(r)
     if rep["no_complex_tier_categories"]:
-        console.print("no complex tier (not in lexicon): " + ", ".join(rep["no_complex_tier_categories"]))
+        console.print("no complex tier (not in lexicon): "
+                      + ", ".join(escape(c) for c in rep["no_complex_tier_categories"]))
     if rep.get("categories"):
         k = Table(title="categories: what the lexicon lacks and the tiers they get")
         for col in ("category", "noun", "lexicon lacks", "tiers", "accepted c/s/x"):
             k.add_column(col)
         for c in rep["categories"]:
             a = c["accepted"]
-            k.add_row(c["category"], c["noun"], ", ".join(c["lacks"]) or "nothing", c["tiers"],
+            k.add_row(escape(c["category"]), escape(c["noun"]), ", ".join(c["lacks"]) or "nothing", c["tiers"],
                       f"{a['concept']}/{a['simple']}/{a['complex']}")
         console.print(k)

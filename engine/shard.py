@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 import pandas as pd
 import webdataset as wds
 
-from engine import masks
+from engine import imageio, masks
 from schemas.specs import TIERS
 
 TAR_MTIME = 0          # fixed member metadata -> reproducible tars
@@ -53,10 +53,10 @@ def image_extension(data: bytes, file_name: str = "") -> str:
             return ext
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "webp"
-    suffix = Path(file_name).suffix.lower().lstrip(".")
-    if suffix:
-        return "jpg" if suffix == "jpeg" else suffix
-    raise ValueError(f"{file_name or '<image>'}: unknown image format (first bytes {data[:8]!r})")
+    # only engine.imageio's accepted formats: a member the reader and verify would refuse
+    # (e.g. .ppm) must not be published
+    raise ValueError(f"{file_name or '<image>'}: not one of the accepted image formats "
+                     f"{', '.join(imageio.IMAGE_EXTS)} (first bytes {data[:8]!r})")
 
 
 def sanitize_key(image_id: str) -> str:
@@ -185,7 +185,7 @@ SAMPLE_SCHEMA = {
         "instructions": {t: [_INSTRUCTION] for t in TIERS},
     }],
 }
-IMAGE_MEMBER_EXTS = ("jpg", "png", "webp", "gif", "bmp", "tiff")   # what image_extension names
+IMAGE_MEMBER_EXTS = imageio.IMAGE_EXTS   # what image_extension names: the one list (engine.imageio)
 
 
 def schema_problems(obj, schema=SAMPLE_SCHEMA, where: str = "json") -> list[str]:

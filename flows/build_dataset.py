@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
+    # a killed build cannot stop its temporary Prefect server and local Ray: a watcher does
+    from flows.reaper import watch
+
+    watch()
     with progress.use(progress.RichProgress()) as p, p:
         try:
             result = build_dataset(source=args.source, output=args.output, images=args.images, config=args.config,

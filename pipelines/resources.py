@@ -5,6 +5,15 @@ actors to run, so a model-backed stage (vLLM generator, SAM3-I checker) becomes 
 pool by config alone. Locally (`cfg.ray.address` is None and RAY_ADDRESS unset) Ray starts
 its own small instance sized to the stage; with an address it joins that cluster and ships
 the project as the job's working_dir.
+
+Secrets never go into the runtime environment: Ray writes `runtime_env` (env_vars included) in
+plaintext to its logs (runtime_env_agent.log, mode 0644). Ray's guidance for secrets is to keep
+them out of runtime_env and give them to the processes another way:
+- local Ray (started here): the raylet and its workers are this process's children and inherit
+  its environment, credentials included, without anything being written down;
+- a cluster: each node's own credentials (instance role, its environment, ~/.aws/credentials
+  or AWS_SHARED_CREDENTIALS_FILE on a shared volume); only non-secret settings (endpoint,
+  region, retries, the Prefect API URL) are forwarded.
 """
 from __future__ import annotations
 
@@ -20,10 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Never shipped to a cluster: environments, caches, work dirs, built releases.
 WORKING_DIR_EXCLUDES = [".git", ".venv", "**/__pycache__", ".pytest_cache", ".hypothesis",
                         ".sam3i-work", "out", "*.egg-info", "*.tar", "*.parquet"]
-# Environment variables Ray workers need to report to the same services as the driver.
-FORWARDED_ENV = ("PREFECT_API_URL", "PREFECT_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                 "AWS_ENDPOINT_URL", "S3_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "AWS_MAX_ATTEMPTS")
+# Non-secret settings Ray workers need to reach the same services as the driver. Only these
+# go into runtime_env (which Ray logs); secrets reach workers as the module doc says.
+FORWARDED_ENV = ("PREFECT_API_URL", "AWS_ENDPOINT_URL", "S3_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_MAX_ATTEMPTS", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+# Never forwarded, whatever FORWARDED_ENV says: a guard against it growing a secret.
+SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PREFECT_API_KEY",
+              "OPENAI_API_KEY", "HF_TOKEN")
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +65,12 @@ def actor_options(res: StageResources) -> dict:
     return {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
 
 
+def _secret_name(name: str) -> bool:
+    return name in SECRET_ENV or any(w in name.upper() for w in ("SECRET", "TOKEN", "PASSWORD", "API_KEY"))
+
+
 def forwarded_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    return {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k) and not _secret_name(k)}
 
 
 def runtime_env(on_cluster: bool) -> dict:
@@ -81,8 +97,13 @@ def ensure_ray(cfg: EngineConfig, stage: str = "unit") -> bool:
     res = stage_resources(cfg, stage)
     address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
     if address:
+        held = sorted(k for k in SECRET_ENV if os.environ.get(k))
+        if held:  # names only: never a value
+            log.warning("joining Ray at %s: %s stay on this machine (secrets are never put in Ray's runtime "
+                        "environment); cluster nodes need their own credentials", address, ", ".join(held))
         ray.init(address=address, runtime_env=runtime_env(on_cluster=True), log_to_driver=True)
     else:
+        # local: workers inherit this process's environment, credentials included
         ray.init(address="local", num_cpus=local_num_cpus(res), include_dashboard=False,
                  runtime_env=runtime_env(on_cluster=False), log_to_driver=True,
                  object_store_memory=256 * 1024 * 1024)

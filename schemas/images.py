@@ -20,6 +20,9 @@ IMAGES = Table(
         ("license", pyarrow.string()),         # the image record's licence id, as written
         ("license_name", pyarrow.string()),    # resolved through the source's `licenses` list
         ("license_url", pyarrow.string()),
+        # which picture the masks are on (engine.imageio): "file" = stored pixel order,
+        # "exif:<n>" = EXIF orientation n applied; null in tables from before it was recorded
+        ("orientation", pyarrow.string()),
     ]),
     checks={
         "width": [pa.Check.gt(0)],
@@ -27,5 +30,5 @@ IMAGES = Table(
         "sha256": [pa.Check.str_length(64, 64)],
     },
     unique=("image_id",),
-    nullable=("license", "license_name", "license_url"),  # sources need not give licences
+    nullable=("license", "license_name", "license_url", "orientation"),  # sources need not give licences
 )

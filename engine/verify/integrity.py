@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 from PIL import Image
 
-from engine import storage
+from engine import imageio, storage
+from engine.imageio import IMAGE_EXTS  # the one list of accepted formats
 from engine.ingest import decode_segmentation
 from engine.verify.conformance import check_release as check_conformance
-
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff")
 
 
 @dataclass
@@ -109,7 +108,8 @@ def check_sample(shard: str, key: str, members: dict[str, bytes]) -> tuple[Sampl
     if image is not None:
         try:
             with Image.open(io.BytesIO(image)) as im:
-                size = im.size
+                # the picture the masks are on: EXIF orientation by engine.imageio's rule
+                size = imageio.oriented_size(im) if imageio.applies_orientation(im, (w, h)) else im.size
                 im.load()  # the pixels too, not just the header
             if size != (w, h):
                 problems.append(f"{where}: image is {size[0]}x{size[1]}, its json says {w}x{h}")

@@ -97,8 +97,8 @@ def recheck(items: pd.DataFrame, samples: dict[tuple[str, str], SampleData], cfg
     uniq = list({(s.shard, s.key): s for _, s in usable}.values())
     images, instances, pixels = tables_from_samples(uniq)
 
-    def load(uri: str):
-        return imageio.decode_rgb(pixels[uri])
+    def load(uri: str, size=None):
+        return imageio.decode_rgb(pixels[uri], size)
 
     worker = UnitWorker(cfg, load=load)
     worker.bind(images, instances)

@@ -105,7 +105,8 @@ def item_picture(meta: dict, image_bytes: bytes, target_ids: list[str], cardinal
     """The marked picture; with `clean_panel`, the unmarked photo beside it (as in SAM3-I's own
     dual-panel annotation tool): the tint hides the target's colour, so a judge of "the red
     cup" needs the clean photo too. Negatives mark nothing, so they get the photo alone."""
-    rgb = imageio.decode_rgb(image_bytes)
+    img = meta.get("image", {})  # its width/height decide EXIF orientation (engine.imageio)
+    rgb = imageio.decode_rgb(image_bytes, (int(img["width"]), int(img["height"])) if "width" in img else None)
     lay = layers_for(meta, target_ids, cardinality)
     marked = overlay(rgb, lay.targets, lay.distractors, max_side)
     if not clean_panel or not lay.targets:

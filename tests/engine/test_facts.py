@@ -330,7 +330,7 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="missing from the images table"):
         describe(images.iloc[:0], inst)
 
-    def broken(uri):
+    def broken(uri, size=None):
         raise OSError("disk on fire")
 
     with pytest.raises(ValueError, match="/nowhere/t:1.png.*disk on fire"):
@@ -342,7 +342,7 @@ def test_describe_reads_only_images_with_instances():
     empty = _image("t:2")
     read = []
 
-    def load(uri):
+    def load(uri, size=None):
         read.append(uri)
         return rgb
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import os
 import random
 
 import numpy as np
@@ -62,7 +64,7 @@ def test_coco_sample_images_counts_and_hashes(coco):
         with Image.open(COCO_SAMPLE / "images" / row.file_name) as im:
             assert (row.width, row.height) == im.size
         assert row.image_id == f"coco-sample:{row.orig_id}"
-        assert row.uri == str(COCO_SAMPLE / "images" / row.file_name)
+        assert row.uri == os.path.realpath(COCO_SAMPLE / "images" / row.file_name)  # the real path read
     assert coco.images["unit_id"].str.fullmatch(r"u-[0-9a-f]{16}").all()
 
 
@@ -521,6 +523,7 @@ def test_s3_source_reads_through_storage(tmp_path, monkeypatch):
         return path.read_bytes()
 
     monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    monkeypatch.setattr(storage, "open_read", lambda uri: io.BytesIO(read_bytes(uri)))  # images stream, capped
     monkeypatch.setattr(storage, "exists", lambda uri: to_local(uri).exists())
     spec = resolve_source(prefix + "/")
     assert spec == SourceSpec("bucket-src", f"{prefix}/instances.json", f"{prefix}/images")
@@ -532,19 +535,24 @@ def test_s3_source_reads_through_storage(tmp_path, monkeypatch):
     assert len(reads) == 1 + len(case.images)  # the json once, each image once
 
 
-def test_unreadable_file_permissions(tmp_path, monkeypatch):
-    from engine import storage
+def _failing_open(monkeypatch, case, img, error):
+    """Local images are opened with os.open (checked path, no FIFO wait): fail that one."""
+    import engine.ingest as ingest_mod
 
+    real_open, target = os.open, os.path.realpath(case.image_path(img))
+
+    def failing(path, *a, **k):
+        if str(path) == target:
+            raise error
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(ingest_mod.os, "open", failing)
+
+
+def test_unreadable_file_permissions(tmp_path, monkeypatch):
     case = make_case(tmp_path)
     img = case.images[0]
-    real_read = storage.read_bytes
-
-    def read_bytes(uri):
-        if uri == str(case.image_path(img)):
-            raise PermissionError(13, "Permission denied", uri)
-        return real_read(uri)
-
-    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    _failing_open(monkeypatch, case, img, PermissionError(13, "Permission denied", str(case.image_path(img))))
     res = _build(case)
     _image_quarantined(res, case, img, "unreadable_image")
     assert res.quarantine.detail.str.contains("Permission denied").any()
@@ -633,23 +641,10 @@ def test_licences_are_resolved_from_the_source_list(tmp_path, coco):
 # ---------------------------------------------------------------- storage failures
 
 
-def _failing_reads(monkeypatch, case, img, error):
-    from engine import storage
-
-    real_read = storage.read_bytes
-
-    def read_bytes(uri):
-        if uri == str(case.image_path(img)):
-            raise error
-        return real_read(uri)
-
-    monkeypatch.setattr(storage, "read_bytes", read_bytes)
-
-
 def test_local_read_error_quarantines_that_image(tmp_path, monkeypatch):
     case = make_case(tmp_path)
     img = case.images[1]
-    _failing_reads(monkeypatch, case, img, OSError(5, "Input/output error"))
+    _failing_open(monkeypatch, case, img, OSError(5, "Input/output error"))
     res = _build(case)
     _image_quarantined(res, case, img, "unreadable_image")
     assert res.quarantine.detail.str.contains("Input/output error").any()
@@ -676,6 +671,7 @@ def test_s3_access_denied_quarantines_but_an_outage_stops_the_build(tmp_path, mo
         return (case.root / uri[len(prefix) + 1:]).read_bytes()
 
     monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    monkeypatch.setattr(storage, "open_read", lambda uri: io.BytesIO(read_bytes(uri)))
     monkeypatch.setattr(storage, "exists", lambda uri: (case.root / uri[len(prefix) + 1:]).exists())
     spec = SourceSpec("src", f"{prefix}/instances.json", f"{prefix}/images")
     res = ingest([spec])

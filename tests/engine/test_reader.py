@@ -122,21 +122,27 @@ def test_iter_release_reads_everything_even_inside_a_distributed_job(release, mo
     assert len(list(make_dataset(release, decode_image=False))) < len(_expected_keys(release))  # this one splits
 
 
-def test_to_sample_takes_any_image_format_and_refuses_ambiguous_members():
+def test_to_sample_refuses_formats_outside_the_accepted_list_and_ambiguous_members():
+    """One list of formats (engine.imageio.FORMATS) for ingest, release, reader and verify: a
+    PPM member is refused, naming shard and sample."""
+    import hashlib
     import io
     import json
 
     from PIL import Image
 
-    from engine.reader import to_sample
+    from engine.reader import ShardReadError, to_sample
 
     buf = io.BytesIO()
-    Image.new("RGB", (4, 3), (10, 20, 30)).save(buf, format="PPM")
-    meta = {"image": {"image_id": "s:1"}, "instances": [], "targets": []}
-    raw = {"__key__": "s_1", "__url__": "shards/train-000000.tar", "ppm": buf.getvalue(), "json": json.dumps(meta)}
+    Image.new("RGB", (4, 3), (10, 20, 30)).save(buf, format="PNG")
+    meta = {"image": {"image_id": "s:1", "sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "width": 4, "height": 3},
+            "instances": [], "targets": []}
+    raw = {"__key__": "s_1", "__url__": "shards/train-000000.tar", "png": buf.getvalue(), "json": json.dumps(meta)}
     s = to_sample(raw)
-    assert s["image_format"] == "ppm" and s["image"].shape == (3, 4, 3) and (s["image"] == (10, 20, 30)).all()
+    assert s["image_format"] == "png" and s["image"].shape == (3, 4, 3) and (s["image"] == (10, 20, 30)).all()
+    with pytest.raises(ShardReadError, match=r"shards/train-000000.tar: sample s_1: image member .ppm is not an accepted"):
+        to_sample({**{k: v for k, v in raw.items() if k != "png"}, "ppm": b"P6 4 3 255 "})
     with pytest.raises(ValueError, match=r"shards/train-000000.tar: sample s_1 .* found \['png', 'ppm'\]"):
-        to_sample({**raw, "png": b"x"})
+        to_sample({**raw, "ppm": b"x"})
     with pytest.raises(ValueError, match="found none"):
-        to_sample({k: v for k, v in raw.items() if k != "ppm"})
+        to_sample({k: v for k, v in raw.items() if k != "png"})
