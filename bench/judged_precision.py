@@ -36,7 +36,15 @@ from engine.verify.stats import wilson  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 JUDGEMENTS = ROOT / "bench" / "judgements"
 COLUMNS = ["image_id", "target_ids", "tier", "cardinality", "text", "verdict", "reason", "note"]
-DEFAULT_SETS = ("coco-sample", "panoptic-sample")
+# name -> (source, images folder or None), under ../shared/data
+SETS = {
+    "coco-sample": ("coco-sample", None),
+    "panoptic-sample": ("panoptic-sample", None),
+    "custom/crystl_bottles": ("custom/crystl_bottles/test", None),
+    "custom/fruits_nuts": ("custom/fruits_nuts/data/trainval.json", "custom/fruits_nuts/data/images"),
+    "custom/fruits_yoloseg": ("custom/fruits_yoloseg", None),
+}
+DEFAULT_SETS = tuple(SETS)
 
 
 def key(image_id: str, target_ids, tier: str, cardinality: str, text: str) -> tuple:
@@ -63,8 +71,9 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     if args.rebuild and release.exists():
         shutil.rmtree(release)   # our own scratch copy; releases are immutable, so make a new one
     if not (release / "_RELEASE.json").exists():
-        rc = build_main(["--source", str(SHARED / name), "--output", str(release),
-                         "--workdir", str(out / "work"), *overrides])
+        source, images = SETS.get(name, (name, None))
+        rc = build_main(["--source", str(SHARED / source), *(["--images", str(SHARED / images)] if images else []),
+                         "--output", str(release), "--workdir", str(out / "work"), *overrides])
         if rc:
             raise SystemExit(f"build of {name} failed ({rc})")
     report = out / "report"

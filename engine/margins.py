@@ -6,7 +6,10 @@ those lines, so an instruction that only holds on one side of them is a coin tos
 reader. Here every constraint answers, for each instance, *surely*, *maybe* or *surely not*:
 
 - position: sure when the centroid lies POS_MARGIN inside its third and most of the object
-  lies in that third; maybe up to POS_MARGIN outside it, or when much of the object lies there.
+  lies in that third; maybe up to POS_MARGIN outside it, when much of the object lies there,
+  or, for left / right / top / bottom, anywhere in that half (how people read "on the left").
+  "In the centre" said alone is read as the centre of the picture, so the target must not sit
+  at its top or bottom.
 - size label: sure when area_frac is a factor SIZE_MARGIN past the threshold, and never surely
   "small" when the mask is cut by the border or hidden by others (it may only look small).
 - colour: sure when the dominant colour is the named one with a clear share; maybe when it is
@@ -31,11 +34,12 @@ from engine.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Sce
 POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
 POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
 POS_MAYBE_SHARE = 0.4      # an object with this share of its extent in a third may be read as there
+CENTRAL_BAND = (0.25, 0.75)  # "in the centre" with no height word: the target's height in the frame
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
 COLOR_SURE_SHARE = 0.45    # a colour name is sure when this share of the mask has it
-ORD_MIN_GAP = 0.04         # ordinals: neighbours' centroids at least this far apart (frame share) ...
-ORD_GAP_OF_EXTENT = 0.35   # ... and this share of the larger one's extent along the axis
+ORD_MIN_GAP = 0.05         # ordinals: neighbours' centroids at least this far apart (frame share) ...
+ORD_GAP_OF_EXTENT = 0.5   # ... and this share of the larger one's extent along the axis
 ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
 ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
@@ -83,7 +87,9 @@ def _position(f: dict, value: str) -> tuple[bool, bool]:
     share_in = (min(a1, hi) - max(a0, lo)) / (a1 - a0) if a1 > a0 else 0.0
     # a distractor is a candidate when its centroid is near the third, or when much of it lies
     # there: three people reach the bottom of the frame, not only the one sitting low
-    maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN) or share_in >= POS_MAYBE_SHARE
+    # "on the left-hand side" is read as the left half: an object left of the middle may be it
+    half = (value in ("left", "top") and c < 0.5) or (value in ("right", "bottom") and c > 0.5)
+    maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN) or share_in >= POS_MAYBE_SHARE or half
     return sure, maybe
 
 
@@ -227,6 +233,10 @@ def refers_with_margin(program: Program, scene: Scene, targets: set[str], small:
     sure, maybe = evaluate_with_margin(program, scene, small, large)
     if not (sure == maybe == set(targets)):
         return False
+    values = {c.value for c in program if c.kind == "position"}
+    if "center" in values and not values & {"top", "middle", "bottom"} and \
+            any(not CENTRAL_BAND[0] <= scene.instances[t]["cy"] <= CENTRAL_BAND[1] for t in targets):
+        return False   # "the fig in the middle" is read as the middle of the picture, not of its top edge
     scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
     if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):
         # "the second dog from the right, halfway up" counts over every dog: a position or a

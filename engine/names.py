@@ -38,11 +38,23 @@ def split_words(name: str) -> list[str]:
     return words
 
 
+def _words(name: str) -> str:
+    return " ".join(w if _ACRONYM.match(w) else w.lower() for w in split_words(name))
+
+
 def readable_noun(name: str) -> str:
     """The noun a person would write for a category name: words split, lower case except
-    acronyms ("GlassBottle_Close" -> "glass bottle close", "TV_stand" -> "TV stand")."""
-    words = split_words(name)
-    return " ".join(w if _ACRONYM.match(w) else w.lower() for w in words)
+    acronyms ("traffic_light" -> "traffic light", "TV_stand" -> "TV stand").
+
+    An underscore between CamelCase parts separates a kind from its variant, not the words of
+    one noun ("GlassBottle_Close": a glass bottle, variant "close"): the variant goes in
+    parentheses after the noun, so plurals and articles apply to the noun ("glass bottles
+    (close)", not "glass bottle closes")."""
+    head, sep, variant = name.strip().rpartition("_")
+    if sep and len(split_words(head)) > 1 and _CAMEL.search(head) and variant[:1].isupper() \
+            and len(split_words(variant)) == 1:
+        return f"{_words(head)} ({_words(variant)})"
+    return _words(name)
 
 
 def is_placeholder(name: str) -> bool:
@@ -53,6 +65,9 @@ def is_placeholder(name: str) -> bool:
 def plural(noun: str) -> str:
     """The plural of a noun phrase: inflect for the head word; an acronym takes "s"; a head
     followed by a prepositional modifier is pluralised alone ("bottle with a cap")."""
+    if noun.endswith(")") and " (" in noun:          # "glass bottle (close)": the noun takes it
+        head, variant = noun.rsplit(" (", 1)
+        return f"{plural(head)} ({variant}"
     words = noun.split(" ")
     for i, w in enumerate(words[1:], 1):
         if w.lower() in _PREPOSITIONS and w.lower() != "of":

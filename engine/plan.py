@@ -22,6 +22,7 @@ C = Constraint
 
 # How natural a constraint reads to a person; lower is tried first.
 COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
 # Colour families for negatives: the dominant colour name of a photo region is rough (a black
 # cat in shade reads "gray" or "brown"), so a negative colour must be vivid and from another
@@ -268,6 +269,15 @@ class Planner:
                     break
         return out
 
+    def _set_apart(self, scene: Scene, atom: Constraint, group: set[str], members: set[str]) -> bool:
+        """A group named by position stands apart from the rest of its kind by a clear gap along
+        that axis ("the two figs on the left" when the others lie well to the right)."""
+        if atom.kind != "position":
+            return True
+        coord = "cx" if _axis(atom.value) == "x" else "cy"
+        I = scene.instances
+        return all(abs(I[g][coord] - I[o][coord]) >= GROUP_GAP for g in group for o in members - group)
+
     def _one_to_many(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
         out = []
         for catname, members in sorted(by_cat.items()):
@@ -289,7 +299,7 @@ class Planner:
                     if not 2 <= len(group) < len(members) or not group <= eligible or not group <= set(members):
                         continue
                     prog = head.with_(atom, C("count", len(group)))
-                    if self._refers(prog, scene, group):
+                    if self._refers(prog, scene, group) and self._set_apart(scene, atom, group, set(members)):
                         out.append(Spec(scene.image_id, tier, "1:N", tuple(sorted(group)), prog))
         return out
 
