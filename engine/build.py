@@ -22,7 +22,7 @@ import yaml
 from engine.config import EngineConfig, load_config
 from engine.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
 from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
-from engine.report import category_coverage, print_report, quality_report, report_markdown
+from engine.report import md_text, category_coverage, print_report, quality_report, report_markdown
 from engine.stages import UnitWorker
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -75,7 +75,7 @@ def negatives_section(cfg: EngineConfig, instances: pd.DataFrame, lex) -> str:
              "exhaustively (per work unit, those of these categories the unit's images use).", ""]
     for sid, vocab in sorted(vocabularies(cfg, instances, lex).items()):
         setting = cfg.sources[sid].exhaustive if sid in cfg.sources else "used"
-        lines.append(f"- `{sid}`: {describe_vocabulary(setting, vocab, lex)}")
+        lines.append(f"- {md_text(sid)}: {md_text(describe_vocabulary(setting, vocab, lex))}")   # source-given names
     return "\n".join(lines)
 
 

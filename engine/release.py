@@ -193,9 +193,17 @@ def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.S
     }
 
 
+class _Code(str):
+    """A table cell the release itself wrote (a file path): shown as code, not escaped."""
+
+
+def _cell(c) -> str:
+    return f"`{c.replace('`', '')}`" if isinstance(c, _Code) else md_text(c)   # names come from sources
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(md_text(c) for c in r) + " |" for r in rows]  # names come from sources
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -265,7 +273,7 @@ def render_card(card: dict, counts: dict, release_id: str) -> str:
         "`wids.ShardListDataset(\"index-<split>.json\")`, webdataset over `shards/<split>-*.tar` "
         "(the image member keeps its format's extension: `jpg`, `png` or `webp`).",
         _table(["file", "stage", "split", "eval mode", "entries"],
-               [[f"`{r['path']}`", r["stage"], r["split"], r["eval_mode"], r["entries"]]
+               [[_Code(r["path"]), r["stage"], r["split"], r["eval_mode"], r["entries"]]
                 for r in counts.get("sam3i_files", [])]) if counts.get("sam3i_files") else "No SAM3-I file.",
         f"{counts.get('sam3i_excluded', 0)} target(s) left out of the SAM3-I files because the trainer's crowd "
         "filter would change them (listed in `sam3i/datasets.json`).",

