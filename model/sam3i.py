@@ -227,23 +227,28 @@ def load_adapters(model: Sam3I, path: str | Path) -> dict:
 
 
 # ---- the base model ------------------------------------------------------------------------------
-def tiny_sam3_config(image_size: int = 112, hidden: int = 32, queries: int = 16) -> Sam3Config:
+def tiny_sam3_config(image_size: int = 112, hidden: int = 32, queries: int = 16, init_std: float = 0.25) -> Sam3Config:
     """A small random SAM3 (2 layers everywhere, hidden 32) for tests and CPU runs. The text
-    encoder keeps the real vocabulary (49,408) and context (32) so the real tokenizer fits."""
+    encoder keeps the real vocabulary (49,408) and context (32) so the real tokenizer fits.
+
+    Weights are drawn with std `init_std` instead of SAM3's 0.02: at width 32 the frozen
+    presence, box and scoring heads would otherwise give near-constant outputs (presence logit
+    ~ -6e-4 for every input), which no adapter could move, so a tiny model could never predict."""
     patches = image_size // 14
-    small = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_attention_heads=2)
+    small = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_attention_heads=2, initializer_range=init_std)
     return Sam3Config(
+        initializer_range=init_std,
         vision_config=dict(
             backbone_config=dict(model_type="sam3_vit_model", num_hidden_layers=2, image_size=image_size,
                                  patch_size=14, window_size=max(1, patches // 2), global_attn_indexes=[1],
                                  pretrain_image_size=image_size, **small),
-            fpn_hidden_size=hidden,
+            fpn_hidden_size=hidden, initializer_range=init_std,
             backbone_feature_sizes=[[patches * 4] * 2, [patches * 2] * 2, [patches] * 2]),
         text_config=dict(num_hidden_layers=2, projection_dim=hidden, **small),
         geometry_encoder_config=dict(num_layers=1, **small),
         detr_encoder_config=dict(num_layers=2, **small),
         detr_decoder_config=dict(num_layers=2, num_queries=queries, **small),
-        mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=2),
+        mask_decoder_config=dict(hidden_size=hidden, num_attention_heads=2, initializer_range=init_std),
     )
 
 

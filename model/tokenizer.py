@@ -31,16 +31,13 @@ def bpe_path() -> Path:
 
 
 def byte_symbols() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode character table."""
+    """GPT-2/CLIP's reversible byte -> printable unicode character table, in CLIP's order:
+    the printable bytes first (as themselves), then the rest mapped to 256, 257, ..."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
         list(range(ord("®"), ord("ÿ") + 1))
-    table, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            table[b] = chr(b)
-        else:
-            table[b] = chr(256 + extra)
-            extra += 1
+    table = {b: chr(b) for b in printable}
+    for extra, b in enumerate(b for b in range(256) if b not in table):
+        table[b] = chr(256 + extra)
     return table
 
 

@@ -99,6 +99,7 @@ class Batcher:
         self.size = image_size(model)
         self.mask_size = int(model.sam3.config.vision_config.backbone_feature_sizes[0][0])
         self._pixels: dict[str, torch.Tensor] = {}
+        self._targets: dict = {}
 
     def image(self, key: str) -> torch.Tensor:
         if key not in self._pixels:
@@ -117,8 +118,12 @@ class Batcher:
     def targets(self, items) -> list[dict]:
         out = []
         for it in items:
-            h, w = self.data.rgb(it.key).shape[:2] if it.target_ids else (1, 1)
-            out.append(mask_targets(self.data.target_masks(it, h, w), self.mask_size))
+            if it not in self._targets:
+                if len(self._targets) > 4096:
+                    self._targets.clear()
+                h, w = self.data.rgb(it.key).shape[:2] if it.target_ids else (1, 1)
+                self._targets[it] = mask_targets(self.data.target_masks(it, h, w), self.mask_size)
+            out.append(self._targets[it])
         return out
 
 
@@ -271,10 +276,10 @@ def run_training(cfg: TrainConfig, rank: int = 0, world: int = 1, data: ReleaseD
         else:
             pos = {"stage": stage, "epoch": 0, "batch": 0, "done": pos["done"]}
         pool = data.triples() if stage == 3 else data.tier_items(STAGE_TIERS[stage])
-        if not pool:
+        if not pool and scfg.epochs:
             raise ValueError(f"{data.release}: stage {stage} has no training items "
                              f"({'targets with all three tiers' if stage == 3 else STAGE_TIERS[stage][0] + ' instructions'})")
-        n_batches = len(batches(deal(pool, 0, rank, world), cfg.data.batch_size))
+        n_batches = len(batches(deal(pool, 0, rank, world), cfg.data.batch_size)) if scfg.epochs else 0
         say(f"stage {stage} ({'+'.join(STAGE_TIERS[stage])}): {len(pool)} items, {n_batches} batches/epoch "
             f"x {scfg.epochs} epochs on {world} worker(s), {sum(p.numel() for p in params):,} trainable parameters, "
             f"device {device}")
