@@ -1,8 +1,9 @@
 """From model outputs to one predicted mask per instruction (what evaluation and the checker score).
 
-A query counts when sigmoid(class logit) * sigmoid(presence logit) >= `threshold`; the union of
-the counted queries' masks (upsampled to the image) is the prediction; for a 1:1 target only the
-best query is used. Nothing counted -> an empty mask (the right answer for a negative).
+As SAM3-I scores (SAM3I_REFERENCE.md, "Metrics"): a query counts when sigmoid(class logit) *
+sigmoid(presence logit) >= `threshold`, and the union of the counted queries' masks (upsampled to
+the image) is the prediction; for a 1:1 instruction the top-1 query's mask is the prediction.
+Nothing counted -> an empty mask (the right answer for a negative).
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def union_masks(out, sizes: list[tuple[int, int]], cardinalities: list[str], thr
     scores = out.pred_logits.float().sigmoid() * out.presence_logits.float().sigmoid().reshape(-1, 1)
     result = []
     for i, (h, w) in enumerate(sizes):
-        keep = (scores[i] >= threshold).nonzero().flatten()
-        if cardinalities[i] == "1:1" and len(keep) > 1:
-            keep = keep[scores[i, keep].argmax()].reshape(1)
+        if cardinalities[i] == "1:1":
+            keep = scores[i].argmax().reshape(1)
+        else:
+            keep = (scores[i] >= threshold).nonzero().flatten()
         if len(keep) == 0:
             result.append(np.zeros((h, w), bool))
             continue

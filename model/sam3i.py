@@ -132,8 +132,12 @@ class Sam3I(nn.Module):
         self.detr_enc = detr_stack(len(sam3.detr_encoder.layers))
         self.detr_dec = detr_stack(len(sam3.detr_decoder.layers))
         self.mask_heads = nn.ModuleDict({b: copy.deepcopy(sam3.mask_decoder) for b in BRANCHES})
-        for p in self.mask_heads.parameters():
-            p.requires_grad_(True)
+        # SAM3 feeds its pixel decoder one level fewer than it has upsampling stages, so the last
+        # stage's weights are never used (in SAM3 too): keep them out of training and the checks.
+        used = len(cfg.vision_config.scale_factors) - 2
+        self.unused = {f"mask_heads.{b}.pixel_decoder.{part}.{i}.{w}" for b in BRANCHES
+                       for part in ("conv_layers", "norms") for w in ("weight", "bias")
+                       for i in range(used, cfg.mask_decoder_config.num_upsampling_stages)}
 
         for i in range(len(text_layers)):
             text_layers[i] = _AdaptedClipLayer(text_layers[i], i, self)
@@ -162,6 +166,17 @@ class Sam3I(nn.Module):
         """What stage training of `branch` updates (stage 1: simple, stage 2: complex)."""
         text = [self.text_s] if branch == "simple" else [self.text_c]
         return text + [self.detr_enc[branch], self.detr_dec[branch], self.mask_heads[branch]]
+
+    def set_trainable(self, modules: list[nn.Module]) -> list[nn.Parameter]:
+        """Train exactly these adapter modules (minus weights the forward never uses)."""
+        for m in self.adapter_modules():
+            m.requires_grad_(False)
+        for m in modules:
+            m.requires_grad_(True)
+        for name, p in self.named_parameters():
+            if name in self.unused:
+                p.requires_grad_(False)
+        return [p for p in self.parameters() if p.requires_grad]
 
     def adapter_modules(self) -> list[nn.Module]:
         return [self.text_s, self.text_cs, self.text_c, self.detr_enc, self.detr_dec, self.mask_heads]

@@ -66,13 +66,9 @@ def autocast(device: str, bf16: str):
 
 
 def set_trainable(model: Sam3I, stage: int) -> list[torch.nn.Parameter]:
-    for m in model.adapter_modules():
-        m.requires_grad_(False)
     mods = model.branch_modules("simple") if stage == 1 else model.branch_modules("complex") if stage == 2 \
         else model.adapter_modules()
-    for m in mods:
-        m.requires_grad_(True)
-    return [p for p in model.parameters() if p.requires_grad]
+    return model.set_trainable(mods)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
