@@ -329,6 +329,11 @@ def _ray_worker(config: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     say = print if rank == 0 else (lambda *_: None)
     result = run_training(cfg, rank, world, say=say)
+    # each worker leaves a note of what it did (rank 0 alone writes checkpoints and logs)
+    note = Path(cfg.train.output) / "workers" / f"rank-{rank}.json"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(json.dumps({"rank": rank, "world_size": world, "steps": result["steps"],
+                                "host": os.uname().nodename}))
     ray.train.report({"steps": result["steps"], "final_loss": result["final_loss"] or 0.0, "rank": rank})
 
 
