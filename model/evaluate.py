@@ -72,7 +72,7 @@ def render(result: dict) -> None:
     for name, m in result["table"].items():
         t.add_row(name, str(m["samples"]), f(m.get("gIoU")), f(m.get("cIoU")), f(m.get("P@0.5")),
                   str(m["negatives"]), f(m.get("no_target_accuracy")))
-    Console().print(t)
+    Console(width=None if sys.stdout.isatty() else 140).print(t)   # piped: do not squeeze columns
 
 
 def main(argv: list[str] | None = None) -> int:
