@@ -65,12 +65,14 @@ class ReleaseData:
     def tier_items(self, tiers: tuple[str, ...]) -> list[Item]:
         return [i for i in self.items if i.tier in tiers]
 
-    def triples(self) -> list[tuple[Item, Item, Item]]:
-        """(concept, simple, complex) of one target, for every target that has all three tiers."""
+    def target_groups(self) -> list[tuple[Item | None, Item | None, Item | None]]:
+        """(concept, simple, complex) instructions of one target (None where the target has none
+        of that tier), for every target with a simple or a complex instruction: stage 3's items."""
         by_target: dict[tuple[str, str], dict[str, Item]] = {}
         for it in self.items:
             by_target.setdefault((it.key, it.target_key), {}).setdefault(it.tier, it)
-        return [(d["concept"], d["simple"], d["complex"]) for d in by_target.values() if len(d) == 3]
+        return [(d.get("concept"), d.get("simple"), d.get("complex")) for d in by_target.values()
+                if "simple" in d or "complex" in d]
 
     def rgb(self, key: str) -> np.ndarray:
         return decode_rgb(self.images[key])

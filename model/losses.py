@@ -131,8 +131,13 @@ def margin_anchor(x: torch.Tensor, concept: torch.Tensor, margin: float) -> torc
 
 
 def alignment_loss(simple: torch.Tensor, complex_: torch.Tensor, concept: torch.Tensor | None,
-                   w: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+                   w: LossWeights, anchor_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """InfoNCE between the simple and complex embeddings of the same targets, plus the concept
+    anchor; `concept` holds the rows `anchor_rows` (default: all) of targets that have one."""
     nce = info_nce(simple, complex_, w.temperature)
-    anchor = (margin_anchor(simple, concept, w.margin) + margin_anchor(complex_, concept, w.margin)) / 2 \
-        if concept is not None else nce.new_zeros(())
+    if concept is not None:
+        s, c = (simple, complex_) if anchor_rows is None else (simple[anchor_rows], complex_[anchor_rows])
+        anchor = (margin_anchor(s, concept, w.margin) + margin_anchor(c, concept, w.margin)) / 2
+    else:
+        anchor = nce.new_zeros(())
     return w.infonce * nce + w.anchor * anchor, {"infonce": float(nce.detach()), "anchor": float(anchor.detach())}

@@ -3,8 +3,9 @@
 Stage 1 trains the simple route (S-adapters, simple DETR adapters and mask head) on simple
 instructions; stage 2 copies it into the complex route and trains the C-adapters (and complex
 DETR adapters and mask head) on complex instructions; stage 3 trains every adapter on
-(concept, simple, complex) triples of one target, the three forwards in an order that alternates
-per epoch, adding the InfoNCE and concept-anchor losses. The base SAM3 stays frozen.
+the instructions of one target on all tiers it has (concept as the frozen anchor), one forward
+per tier in an order that alternates per epoch, adding the InfoNCE (simple vs complex) and
+concept-anchor losses where a target has those tiers. The base SAM3 stays frozen.
 
 Checkpoints (under <output>/checkpoints): `latest.pt` every `train.checkpoint_every` steps and at
 each stage end (adapters, optimiser, schedule, position), `stage<k>.pt` (adapters only) when a
@@ -187,35 +188,53 @@ class Run:
 
 # ---- one step --------------------------------------------------------------------------------------
 def stage_loss(model: Sam3I, batcher: Batcher, batch, stage: int, epoch: int, w: LossWeights, amp):
-    """The loss of one batch: set loss for stages 1-2; triples with alignment losses for stage 3."""
+    """The loss of one batch: set loss for stages 1-2; per-target tier groups with alignment losses for stage 3."""
     if stage in (1, 2):
         tier = STAGE_TIERS[stage][0]
         with amp:
             vision = model.vision(batcher.images(batch))
             out = model(tier, *batcher.text(batch), vision_embeds=vision)
         return set_loss(out, batcher.targets(batch), w)
-    # stage 3: one forward per tier over the same images, in an order alternating per epoch
-    order = (0, 1, 2) if epoch % 2 == 0 else (2, 1, 0)
-    targets = batcher.targets([t[1] for t in batch])           # one target set for all three tiers
+    # stage 3: per target up to one instruction of each tier, all on the same image; one forward
+    # per tier (over the targets that have it), in an order alternating per epoch
+    order = ("concept", "simple", "complex") if epoch % 2 == 0 else ("complex", "simple", "concept")
+    first = [g[1] or g[2] for g in batch]
+    targets = batcher.targets(first)                    # the tiers of a group share one target set
     with amp:
-        vision = model.vision(batcher.images([t[0] for t in batch]))
+        vision = model.vision(batcher.images(first))
     emb, total, parts = {}, 0.0, {}
-    for k in order:
-        tier = ("concept", "simple", "complex")[k]
-        items = [t[k] for t in batch]
+    for tier in order:
+        k = ("concept", "simple", "complex").index(tier)
+        rows = [i for i, g in enumerate(batch) if g[k] is not None]
+        if not rows:
+            continue
+        items = [batch[i][k] for i in rows]
+        v = vision if len(rows) == len(batch) else vision_rows(vision, rows)
+        if tier == "concept":                           # the frozen route: an anchor only
+            with amp, torch.no_grad():
+                emb[tier] = dict(zip(rows, model(tier, *batcher.text(items), vision_embeds=v)["text_embedding"]))
+            continue
         with amp:
-            if tier == "concept":                               # the frozen route: an anchor only
-                with torch.no_grad():
-                    emb[tier] = model(tier, *batcher.text(items), vision_embeds=vision)["text_embedding"]
-                continue
-            out = model(tier, *batcher.text(items), vision_embeds=vision)
-        emb[tier] = out["text_embedding"]
-        loss, p = set_loss(out, targets, w)
+            out = model(tier, *batcher.text(items), vision_embeds=v)
+        emb[tier] = dict(zip(rows, out["text_embedding"]))
+        loss, p = set_loss(out, [targets[i] for i in rows], w)
         total = total + loss
         parts |= {f"{tier}_{n}": v for n, v in p.items()}
-    align, p = alignment_loss(emb["simple"], emb["complex"], emb["concept"], w)
-    parts |= p
-    return total + align, parts
+    both = [i for i in range(len(batch)) if i in emb.get("simple", {}) and i in emb.get("complex", {})]
+    if both:
+        s = torch.stack([emb["simple"][i] for i in both])
+        c = torch.stack([emb["complex"][i] for i in both])
+        anchored = [j for j, i in enumerate(both) if i in emb.get("concept", {})]
+        concept = torch.stack([emb["concept"][both[j]] for j in anchored]) if anchored else None
+        align, p = alignment_loss(s, c, concept, w, torch.tensor(anchored, dtype=torch.long, device=s.device))
+        total = total + align
+        parts |= p
+    return total, parts
+
+
+def vision_rows(vision, rows: list[int]):
+    """The vision features of some images of the batch (what Sam3Model's forward reads)."""
+    return type(vision)(**{k: (tuple(x[rows] for x in v) if isinstance(v, tuple) else v) for k, v in vision.items()})
 
 
 def average_gradients(params, world: int) -> None:
@@ -271,10 +290,10 @@ def run_training(cfg: TrainConfig, rank: int = 0, world: int = 1, data: ReleaseD
             sched.load_state_dict(state["scheduler"])
         else:
             pos = {"stage": stage, "epoch": 0, "batch": 0, "done": pos["done"]}
-        pool = data.triples() if stage == 3 else data.tier_items(STAGE_TIERS[stage])
+        pool = data.target_groups() if stage == 3 else data.tier_items(STAGE_TIERS[stage])
         if not pool and scfg.epochs:
             raise ValueError(f"{data.release}: stage {stage} has no training items "
-                             f"({'targets with all three tiers' if stage == 3 else STAGE_TIERS[stage][0] + ' instructions'})")
+                             f"({'targets with a simple or complex instruction' if stage == 3 else STAGE_TIERS[stage][0] + ' instructions'})")
         n_batches = len(batches(deal(pool, 0, rank, world), cfg.data.batch_size)) if scfg.epochs else 0
         say(f"stage {stage} ({'+'.join(STAGE_TIERS[stage])}): {len(pool)} items, {n_batches} batches/epoch "
             f"x {scfg.epochs} epochs on {world} worker(s), {sum(p.numel() for p in params):,} trainable parameters, "
@@ -383,7 +402,8 @@ def train_curriculum(release_uri: str, output_dir: str, config: str | None = Non
 
         try:
             result["evaluation"] = evaluate_release(cfg, result["checkpoints"][3], split=cfg.data.eval_split,
-                                                    json_path=str(Path(output_dir) / "evaluation.json"))
+                                                    json_path=str(Path(output_dir) / "evaluation.json"),
+                                                    max_samples=cfg.data.max_samples)
         except ValueError as e:            # e.g. a release without a val split
             result["evaluation"] = {"skipped": str(e)}
     return result
