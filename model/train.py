@@ -174,7 +174,13 @@ class Run:
 
         rows = [r for r in log if r["stage"] == stage]
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
+        steps, losses = [r["step"] for r in rows], np.array([r["loss"] for r in rows])
+        ax.plot(steps, losses, lw=0.8, alpha=0.5, label="per step")
+        k = max(1, len(rows) // 20)                             # a running mean shows the trend
+        if k > 1:
+            smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1:], smooth, lw=1.8, label=f"mean of {k}")
+            ax.legend()
         ax.set_xlabel("step in stage")
         ax.set_ylabel("loss")
         ax.set_title(f"SAM3-I stage {stage} ({'+'.join(STAGE_TIERS[stage])})")
@@ -235,6 +241,29 @@ def stage_loss(model: Sam3I, batcher: Batcher, batch, stage: int, epoch: int, w:
 def vision_rows(vision, rows: list[int]):
     """The vision features of some images of the batch (what Sam3Model's forward reads)."""
     return type(vision)(**{k: (tuple(x[rows] for x in v) if isinstance(v, tuple) else v) for k, v in vision.items()})
+
+
+class progress_bar:
+    """A rich progress bar on an interactive terminal (rank 0); otherwise nothing (the log lines
+    say the same in files and CI logs)."""
+
+    def __init__(self, rank: int, what: str, total: int, done: int):
+        self.p = None
+        if rank == 0 and sys.stdout.isatty() and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn())
+            self.p.start()
+            self.task = self.p.add_task(what, total=total, completed=done, loss="-")
+
+    def advance(self, loss: float) -> None:
+        if self.p:
+            self.p.update(self.task, advance=1, loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        if self.p:
+            self.p.stop()
 
 
 def average_gradients(params, world: int) -> None:
@@ -301,6 +330,7 @@ def run_training(cfg: TrainConfig, rank: int = 0, world: int = 1, data: ReleaseD
         model.train()
         step_in_stage = sched.last_epoch
         t0 = time.time()
+        bar = progress_bar(rank, f"stage {stage}", scfg.epochs * n_batches, step_in_stage)
         for epoch in range(pos["epoch"], scfg.epochs):
             mine = batches(deal(pool, cfg.data.seed * 1000 + stage * 100 + epoch, rank, world), cfg.data.batch_size)
             for b in range(pos["batch"] if epoch == pos["epoch"] else 0, len(mine)):
@@ -312,6 +342,7 @@ def run_training(cfg: TrainConfig, rank: int = 0, world: int = 1, data: ReleaseD
                 opt.step()
                 sched.step()
                 step_in_stage += 1
+                bar.advance(float(loss.detach()))
                 log.append({"stage": stage, "epoch": epoch, "step": step_in_stage, "loss": float(loss.detach()),
                             "lr": sched.get_last_lr()[0], **parts})
                 if step_in_stage % cfg.train.log_every == 0 or b == len(mine) - 1:
@@ -324,6 +355,7 @@ def run_training(cfg: TrainConfig, rank: int = 0, world: int = 1, data: ReleaseD
                 if step_in_stage % cfg.train.checkpoint_every == 0:
                     run.save_state(model, opt, sched, nxt, log, cfg)
             pos = {"stage": stage, "epoch": epoch + 1, "batch": 0, "done": pos["done"]}
+        bar.close()
         pos = {"stage": stage + 1, "epoch": 0, "batch": 0, "done": pos["done"] + [stage]}
         if rank == 0:
             model.save_adapters(run.stage_path(stage), {"stage": stage, "config": cfg.model_dump()})
