@@ -16,10 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.config import apply_overrides            # noqa: F401  (re-exported for model.config)
-from engine.imageio import decode_rgb, load_rgb     # noqa: F401  (load_rgb: the checker's images)
+from engine.imageio import decode_rgb
 from engine.masks import decode as decode_rle
 from engine.reader import make_dataset
-from engine.release import open_release             # noqa: F401
 
 TIER_ORDER = ("concept", "simple", "complex")
 
