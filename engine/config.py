@@ -136,6 +136,14 @@ class MLLMChoiceConfig(_Section):
     seed: int = 0
 
 
+class Sam3iCheckConfig(_Section):
+    """The `sam3i` checker's model (model/): a SAM3 base plus trained adapters."""
+    base: str = Field("tiny", description="'tiny' (random, tests) or a local facebook/sam3 folder")
+    adapters: str | None = Field(None, description="adapter checkpoint from model.train (<run>/checkpoints/stage3.pt)")
+    device: str = Field("auto", description="'auto' = cuda when the worker has a GPU (ray.stages.unit.num_gpus)")
+    score_threshold: float = Field(0.5, gt=0, lt=1, description="query score above which a mask counts")
+
+
 class CheckConfig(_Section):
     # Which checkers must pass, per tier. Others may run and are recorded. The defaults suit
     # the template generator, whose every phrasing the lexical checker can parse; with a model
@@ -147,7 +155,8 @@ class CheckConfig(_Section):
         "negative": ["program", "lexical"],
     })
     max_rounds: int = Field(3, ge=1, description="generation rounds per spec before rejecting")
-    sam3i_iou: float = Field(0.5, gt=0, le=1)
+    sam3i_iou: float = Field(0.5, gt=0, le=1, description="the sam3i checker passes at IoU >= this")
+    sam3i: Sam3iCheckConfig = Sam3iCheckConfig()
     extra: list[str] = Field(default_factory=list, description="checkers run and recorded on every candidate, not required")
     mllm: MLLMChoiceConfig = MLLMChoiceConfig()
 

@@ -63,6 +63,9 @@ def make_checkers(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb) -> dict:
         checkers["mllm_choice"] = MLLMChoiceChecker(cfg.check.mllm, lexicon, load=load,
                                                     base_url=cfg.check.mllm.base_url or cfg.generate.base_url,
                                                     no_color_supercategories=cfg.plan.no_color_supercategories)
+    if "sam3i" in wanted:
+        from engine.checks.sam3i import Sam3iChecker
+        checkers["sam3i"] = Sam3iChecker(cfg.check.sam3i, cfg.check.sam3i_iou, load=load)
     return checkers
 
 

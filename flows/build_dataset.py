@@ -28,10 +28,10 @@ from flows.common import (TRAIN_DEPLOYMENT, RunSummary, fanout_task, flow_config
                           publish_artifact, publish_task, refuse_other_release, start_run, training_output)
 
 
-def trigger_training(release_uri: str, output: str) -> str:
+def trigger_training(release_uri: str, output: str, overrides: list[str] | None = None) -> str:
     """Start train-curriculum on a release: through its deployment when one exists, else as a
     subflow in this process (embedded mode). `output` is where training writes its plan and
-    checkpoints. Returns what was done, for the summary."""
+    checkpoints; `overrides` go to the trainer's config. Returns what was done, for the summary."""
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
@@ -40,15 +40,15 @@ def trigger_training(release_uri: str, output: str) -> str:
     p.start("training", note=release_uri)
     try:
         # timeout=0: start it and return; training outlives the build.
-        run = run_deployment(TRAIN_DEPLOYMENT, parameters={"release_uri": release_uri, "output": output},
-                             timeout=0)
+        params = {"release_uri": release_uri, "output": output} | ({"overrides": overrides} if overrides else {})
+        run = run_deployment(TRAIN_DEPLOYMENT, parameters=params, timeout=0)
         log.info(f"started {TRAIN_DEPLOYMENT} as flow run {run.name} ({run.id})")
         done = f"deployment {TRAIN_DEPLOYMENT} started (flow run {run.name})"
     except ObjectNotFound:
         log.info(f"no {TRAIN_DEPLOYMENT} deployment; running train-curriculum as a subflow")
         from flows.train_curriculum import train_curriculum
 
-        plan = train_curriculum(release_uri=release_uri, output=output)
+        plan = train_curriculum(release_uri=release_uri, output=output, overrides=overrides)
         done = f"subflow train-curriculum: {plan['status']}"
     p.finish("training", done)
     return done
@@ -57,8 +57,10 @@ def trigger_training(release_uri: str, output: str) -> str:
 @flow(name="build-dataset", log_prints=True)
 def build_dataset(source: list[str] | str, output: str, images: list[str] | str | None = None,
                   config: str | None = None, overrides: list[str] | None = None, seed: int | None = None,
-                  trigger_training: bool = False, workdir: str | None = None) -> dict:
-    """Build a release at `output` from COCO-style `source`(s); reuse finished units."""
+                  trigger_training: bool = False, workdir: str | None = None,
+                  training_overrides: list[str] | None = None) -> dict:
+    """Build a release at `output` from COCO-style `source`(s); reuse finished units.
+    `trigger_training` then starts train-curriculum on it, with `training_overrides` for the trainer."""
     run = start_run(source, output, images, config, overrides, seed, workdir)
     cfg, output, sources, wd, data = run.cfg, run.output, run.sources, run.workdir, run.data
     refuse_other_release(output, planned_release_id(data, cfg))
@@ -70,7 +72,7 @@ def build_dataset(source: list[str] | str, output: str, images: list[str] | str 
     summary = RunSummary("build-dataset", output, info.uri, info.release_id, not info.reused, fan.units_total,
                          fan.run, fan.reused, len(data.quarantine), msg, rep, len(fan.workers))
     if trigger_training:
-        summary.training = _trigger(info.uri, training_output(wd, info.release_id))
+        summary.training = _trigger(info.uri, training_output(wd, info.release_id), training_overrides)
     publish_artifact(summary)
     return summary.to_dict()
 

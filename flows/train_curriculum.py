@@ -3,8 +3,11 @@
 Stage 1 trains the S-adapter on simple instructions, stage 2 the C-adapter on complex ones,
 stage 3 all adapters on every tier (SAM3I_REFERENCE.md, "The curriculum"). This flow opens the
 release, re-hashes its files against `_RELEASE.json`, counts the samples each stage would see,
-writes the plan as JSON, and hands it to `model.train.train_curriculum(release_uri, ...)`
-when that trainer is installed. Until then it says plainly that no trainer ran.
+writes the plan as JSON, and hands it to `model.train.train_curriculum(release_uri, ...)` (the
+SAM3-I trainer in model/, with the training YAML `config` and dotted `overrides`), which trains the
+three stages and evaluates the result on the release's val split. The stage checkpoints and the
+evaluation table are published as Prefect artifacts (`train-curriculum`, `train-curriculum-eval`).
+When no trainer is importable (a deployment without the `train` extra) it says so plainly.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import json
 import os
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
@@ -60,9 +63,11 @@ def find_trainer():
     return getattr(importlib.import_module(TRAINER_MODULE), TRAINER_FUNCTION, None)
 
 
-def call_trainer(trainer, release_uri: str, plan: dict, output_dir: str):
+def call_trainer(trainer, release_uri: str, plan: dict, output_dir: str, config: str | None = None,
+                 overrides: list[str] | None = None):
     """Pass the keyword arguments the trainer accepts (its signature may grow)."""
-    offered = {"plan": plan, "output_dir": output_dir, "stages": plan["stages"]}
+    offered = {"plan": plan, "output_dir": output_dir, "stages": plan["stages"], "config": config,
+               "overrides": list(overrides or [])}
     params = inspect.signature(trainer).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     return trainer(release_uri, **{k: v for k, v in offered.items() if takes_any or k in params})
@@ -92,7 +97,33 @@ def plan_markdown(plan: dict) -> str:
     for s in plan["stages"]:
         lines.append(f"| {s['stage']} | {', '.join(s['tiers'])} | {s['trains']} | {s['epochs']} | "
                      f"{s['instructions']} ({s['by_split']['train']}/{s['by_split']['val']}) | {s['images']} |")
+    result = plan.get("trainer_result")
+    if isinstance(result, dict) and result.get("checkpoints"):
+        lines += ["", "## Checkpoints (adapters only)", ""]
+        lines += [f"- stage {k}: `{v}`" for k, v in sorted(result["checkpoints"].items())]
+        lines += [f"- run folder (loss log, loss curves `loss_stage<k>.png`): `{result.get('output')}`"]
+    table = eval_rows(plan)
+    if table:
+        lines += ["", f"## Evaluation on the `{result['evaluation'].get('split')}` split", "",
+                  "| group | samples | gIoU | cIoU | P@0.5 | no-target acc |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['group']} | {r['samples']} | {r['gIoU']} | {r['cIoU']} | {r['P@0.5']} | {r['no-target acc']} |"
+                  for r in table]
     return "\n".join(lines) + "\n"
+
+
+def eval_rows(plan: dict) -> list[dict]:
+    """The trainer's evaluation table as artifact rows (percentages), or [] when there is none."""
+    result = plan.get("trainer_result")
+    table = (result or {}).get("evaluation", {}).get("table") if isinstance(result, dict) else None
+    if not table:
+        return []
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    return [{"group": g, "samples": m["samples"], "gIoU": pct(m.get("gIoU")), "cIoU": pct(m.get("cIoU")),
+             "P@0.5": pct(m.get("P@0.5")), "no-target acc": pct(m.get("no_target_accuracy"))}
+            for g, m in table.items()]
 
 
 def write_plan(plan: dict) -> None:
@@ -100,12 +131,14 @@ def write_plan(plan: dict) -> None:
 
 
 @flow(name="train-curriculum", log_prints=True)
-def train_curriculum(release_uri: str, output: str | None = None, verify: bool = True) -> dict:
-    """Plan (and, when a trainer is installed, run) the curriculum on `release_uri`.
+def train_curriculum(release_uri: str, output: str | None = None, verify: bool = True, config: str | None = None,
+                     overrides: list[str] | None = None) -> dict:
+    """Plan and run the curriculum on `release_uri`.
 
     `output` is where the plan (and the trainer's checkpoints) go; default
     `.sam3i-train/<release_id>` under the current directory. The release itself is immutable.
-    `verify` re-hashes every release file first (a damaged release is refused).
+    `verify` re-hashes every release file first (a damaged release is refused). `config` (a
+    training YAML) and `overrides` (["train.stage1.epochs=2", ...]) go to model.train.
     """
     log = get_run_logger()
     plan = plan_task(release_uri, verify)
@@ -127,7 +160,7 @@ def train_curriculum(release_uri: str, output: str | None = None, verify: bool =
     else:
         log.info(f"calling {TRAINER_MODULE}.{TRAINER_FUNCTION}({release_uri!r}, ...)")
         try:
-            result = call_trainer(trainer, release_uri, plan, out)
+            result = call_trainer(trainer, release_uri, plan, out, config, overrides)
         except Exception as e:
             plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} failed: {type(e).__name__}: {e}"
             write_plan(plan)
@@ -137,4 +170,8 @@ def train_curriculum(release_uri: str, output: str | None = None, verify: bool =
         plan["status"] = f"trainer {TRAINER_MODULE}.{TRAINER_FUNCTION} called and returned"
         write_plan(plan)
     create_markdown_artifact(plan_markdown(plan), key="train-curriculum", description=plan["status"])
+    rows = eval_rows(plan)
+    if rows:
+        create_table_artifact(rows, key="train-curriculum-eval",
+                              description=f"SAM3-I evaluation of release {plan['release_id']}")
     return plan

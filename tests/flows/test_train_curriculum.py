@@ -125,3 +125,27 @@ def test_flow_refuses_unpublished_release(prefect_api, tmp_path):
     (tmp_path / "half").mkdir()
     with pytest.raises(NotAReleaseError):
         train_curriculum(release_uri=str(tmp_path / "half"), output=str(tmp_path / "t"))
+
+
+def test_flow_runs_the_real_trainer_and_publishes_checkpoints_and_evaluation(prefect_api, release_uri, tmp_path):
+    """model.train.train_curriculum, not a stand-in: three stages on the tiny SAM3-I, then the
+    evaluation table; both become Prefect artifacts."""
+    from prefect.client.orchestration import get_client
+
+    small = ["data.max_samples=4", "train.stage1.epochs=1", "train.stage2.epochs=1", "train.stage3.epochs=1"]
+    plan = train_curriculum(release_uri=release_uri, output=str(tmp_path / "t"), overrides=small)
+    assert "called and returned" in plan["status"]
+    result = plan["trainer_result"]
+    assert sorted(result["checkpoints"]) == [1, 2, 3] or sorted(result["checkpoints"]) == ["1", "2", "3"]
+    for path in result["checkpoints"].values():
+        assert os.path.getsize(path) > 10_000
+    table = result["evaluation"]["table"]
+    assert table["all"]["samples"] > 0 and "tier=simple" in table
+    assert json.loads((tmp_path / "t" / "evaluation.json").read_text())["table"] == table
+    with get_client(sync_client=True) as c:
+        arts = {a.key: a for a in c.read_latest_artifacts()}
+    md = arts["train-curriculum"].data
+    assert "stage3.pt" in md and "## Evaluation" in md and "| all |" in md
+    rows = arts["train-curriculum-eval"].data
+    rows = json.loads(rows) if isinstance(rows, str) else rows
+    assert rows[0]["group"] == "all" and {r["group"] for r in rows} >= {"tier=concept", "tier=simple"}

@@ -13,6 +13,7 @@ if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
     atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], True)
 
+import json
 import re
 import signal
 import socket
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).parent / "prefect")
+# the tiny SAM3-I, a few images, one epoch per stage: the real trainer, sized for a CPU test
+TRAIN_SMALL = ["data.max_samples=3", "train.stage1.epochs=1", "train.stage2.epochs=1", "train.stage3.epochs=1"]
 
 
 def free_port() -> int:
@@ -169,7 +172,8 @@ def test_deployment_run_builds_release_and_triggers_training(stack):
     output = stack["tmp"] / "release"
     out = prefect_cli(stack, "deployment", "run", "build-dataset/default",
                       "--param", f"source={COCO_SAMPLE}", "--param", f"output={output}",
-                      "--param", 'overrides=["ingest.unit_size=8"]', "--param", "trigger_training=true")
+                      "--param", 'overrides=["ingest.unit_size=8"]', "--param", "trigger_training=true",
+                      "--param", f"training_overrides={json.dumps(TRAIN_SMALL)}")
     run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
     run = final_run(stack, run_id, 240)
     assert run.state.is_completed(), f"{run.state}\n{stack['serve'].tail()}"
@@ -183,9 +187,15 @@ def test_deployment_run_builds_release_and_triggers_training(stack):
     with client(stack) as c:
         runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[train.id])))
     assert len(runs) == 1 and runs[0].parent_task_run_id is not None  # linked to the build
-    assert final_run(stack, str(runs[0].id), 120).state.is_completed()
+    assert final_run(stack, str(runs[0].id), 400).state.is_completed()
     plans = list(stack["served"].glob(f".sam3i-work/*/training/{release.release_id}/training_plan.json"))
     assert len(plans) == 1
+    # the real trainer ran all three stages (model.train) and evaluated on the val split
+    plan = json.loads(plans[0].read_text())
+    assert "called and returned" in plan["status"], plan["status"]
+    for path in plan["trainer_result"]["checkpoints"].values():
+        assert Path(path).stat().st_size > 10_000
+    assert plan["trainer_result"]["evaluation"]["table"]["all"]["samples"] > 0
 
     with client(stack) as c:
         artifacts = {a.key: a.data for a in c.read_latest_artifacts()}
@@ -194,6 +204,8 @@ def test_deployment_run_builds_release_and_triggers_training(stack):
     assert str(output) in built and "rejection reason" in built
     assert all(f"| {t} | {n} |" in built for t, n in release.counts["by_tier"].items())
     assert release.release_id in artifacts["train-curriculum"]
+    assert "stage3.pt" in artifacts["train-curriculum"] and "## Evaluation" in artifacts["train-curriculum"]
+    assert "train-curriculum-eval" in artifacts
 
     # Last, as it re-registers the same three deployments: infra/prefect.yaml, to a work pool.
     prefect_cli(stack, "work-pool", "create", "sam3i", "--type", "process")
