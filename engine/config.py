@@ -16,9 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from schemas.facts import RELATIONS
 
-# Checkers a policy may name: the ones engine.stages builds, plus "sam3i" (SAM3-I
-# re-segmentation, reserved: not built yet, so requiring it marks every candidate of that tier
-# unverifiable and rejects it; verify's recheck tests rely on exactly that).
+# Checkers a policy may name: the ones engine.stages builds (mllm_choice and sam3i only when a
+# policy or check.extra asks for them).
 CHECKERS = ("program", "lexical", "no_category_noun", "mllm_choice", "sam3i")
 POLICY_KEYS = ("concept", "simple", "complex", "negative")
 
