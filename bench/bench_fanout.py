@@ -25,7 +25,7 @@ import ray  # noqa: E402
 
 from engine.build import UNIT_STAGE, run_ingest, run_units_locally, unit_store  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.ingest import resolve_source  # noqa: E402
+from engine.sources.ingest import resolve_source  # noqa: E402
 from pipelines.fanout import run_units_on_ray  # noqa: E402
 from pipelines.resources import ensure_ray  # noqa: E402
 

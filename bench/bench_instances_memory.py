@@ -7,7 +7,7 @@ size until the OOM killer stopped it (issue 9, problem 4).
 A few large instances (lowest ids, so the per-image cap keeps them) give the planner real
 targets; the rest are 2x2 squares on a grid. Prints peak RSS (ru_maxrss of this process),
 wall time, how many instances were kept and quarantined, accepted instructions, and the peak
-RSS per kept instance. tests/engine/test_memory_bound.py runs it at 20,000 instances and holds
+RSS per kept instance. tests/engine/scene/test_memory_bound.py runs it at 20,000 instances and holds
 the peak under its stated bound.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 from engine.build import build  # noqa: E402
 from engine.config import load_config  # noqa: E402
-from engine.ingest import SourceSpec  # noqa: E402
+from engine.sources.ingest import SourceSpec  # noqa: E402
 
 W, H = 640, 480
 

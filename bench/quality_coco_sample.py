@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from engine.config import load_config
-from engine.facts import describe
-from engine.ingest import ingest, resolve_source
+from engine.scene.facts import describe
+from engine.sources.ingest import ingest, resolve_source
 from engine.report import print_report, quality_report
 from engine.stages import UnitWorker
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 from engine.config import load_config
-from engine.facts import describe
+from engine.scene.facts import describe
 from engine.generate.base import SpecView
-from engine.ingest import ingest, resolve_source
+from engine.sources.ingest import ingest, resolve_source
 from engine.report import quality_report
 from engine.stages import UnitWorker
 

@@ -20,7 +20,7 @@ import pandas as pd
 import yaml
 
 from engine.config import EngineConfig, load_config
-from engine.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
+from engine.sources.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
 from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
 from engine.report import md_text, category_coverage, print_report, quality_report, report_markdown
 from engine.stages import UnitWorker
@@ -145,7 +145,7 @@ def inputs_fingerprint(images: pd.DataFrame, instances: pd.DataFrame) -> str:
 
 def release_fingerprint(data: Ingested, cfg: EngineConfig) -> str:
     """What a release is made from: the inputs and the config that decides unit outputs.
-    (engine.release.release_id_for adds the release config and code version.)"""
+    (engine.release.publish.release_id_for adds the release config and code version.)"""
     return inputs_fingerprint(data.images, data.instances) + config_fingerprint(cfg)
 
 
@@ -172,7 +172,7 @@ def no_complex_categories(instances: pd.DataFrame) -> list[str]:
 
 def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.DataFrame,
             cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
-    from engine.release import build_release
+    from engine.release.publish import build_release
 
     if not instructions["accepted"].any():
         raise NothingToPublishError(

@@ -210,7 +210,7 @@ class RayConfig(_Section):
 
 
 class LexiconConfig(_Section):
-    # Files in engine/data/lexicon.yaml's format that add a project's categories (engine/lexicon.py).
+    # Files in engine/data/lexicon.yaml's format that add a project's categories (engine/lexicon/__init__.py).
     extend: list[str] = Field(default_factory=list, description="lexicon extension files for every source")
 
     @field_validator("extend")

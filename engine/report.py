@@ -1,7 +1,7 @@
 """The quality report: what a build produced and what it threw away.
 
 Used by the CLI summary, the Prefect artifact and the release's dataset card. Coverage is
-measured on eligible instances (the planner's rule, engine.plan.eligible_ids): for each tier,
+measured on eligible instances (the planner's rule, engine.language.plan.eligible_ids): for each tier,
 the share of eligible instances that are a target of at least one accepted instruction of that
 tier, and, separately, of an accepted one-to-one instruction. Instances left out because their
 category has a crowd region in the image are counted apart (`excluded_beside_crowd`).
@@ -15,8 +15,8 @@ from collections import Counter
 import pandas as pd
 
 from engine.config import PlanConfig
-from engine.dedup import normalise
-from engine.plan import big_enough, eligible_ids
+from engine.checks.dedup import normalise
+from engine.language.plan import big_enough, eligible_ids
 
 TIERS = ("concept", "simple", "complex")
 

@@ -17,13 +17,13 @@ from engine.checks.lexical import LexicalChecker
 from engine.checks.nouns import NoCategoryNounChecker
 from engine.checks.program import ProgramChecker
 from engine.config import EngineConfig
-from engine.dedup import select_diverse
-from engine.facts import describe
+from engine.checks.dedup import select_diverse
+from engine.scene.facts import describe
 from engine.generate.base import SpecView
-from engine.imageio import load_rgb
+from engine.sources.imageio import load_rgb
 from engine.lexicon import Lexicon, lexicon_for
-from engine.plan import Planner
-from engine.programs import Scene
+from engine.language.plan import Planner
+from engine.language.programs import Scene
 from schemas.facts import FACTS, RELATIONS_TABLE
 from schemas.instructions import INSTRUCTIONS
 from schemas.specs import SPECS

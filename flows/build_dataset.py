@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # Embedded mode starts a temporary Prefect server; it has nobody to send telemetry to.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-    from engine.ingest import IngestError
+    from engine.sources.ingest import IngestError
     from engine.report import print_report
 
     try:  # bad arguments fail here, before a Prefect server and Ray start

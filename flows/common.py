@@ -22,7 +22,7 @@ from engine import storage
 from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine_config, publish, release_fingerprint,
                           run_ingest, sources_of)
 from engine.config import EngineConfig
-from engine.ingest import SourceSpec
+from engine.sources.ingest import SourceSpec
 from engine.report import report_markdown
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -150,7 +150,7 @@ def publish_task(output: str, data: Ingested, store: UnitStore, cfg: EngineConfi
 
 
 def planned_release_id(data: Ingested, cfg: EngineConfig) -> str:
-    from engine.release import release_id_for
+    from engine.release.publish import release_id_for
 
     return release_id_for(release_fingerprint(data, cfg), cfg.release, code_version())
 
@@ -158,7 +158,7 @@ def planned_release_id(data: Ingested, cfg: EngineConfig) -> str:
 def refuse_other_release(output: str, release_id: str) -> None:
     """Fail before any unit runs when `output` already holds another release: releases are
     immutable, and publishing there would otherwise fail only after all the work."""
-    from engine.release import NotAReleaseError, ReleaseExistsError, open_release
+    from engine.release.publish import NotAReleaseError, ReleaseExistsError, open_release
 
     try:
         existing = open_release(output)

@@ -29,7 +29,7 @@ def release_uri(output_root: str, release_id: str) -> str:
 
 def _latest_counts(latest: dict) -> dict | None:
     """The counts of the release LATEST.json points at, or None if it is not intact there."""
-    from engine.release import NotAReleaseError, open_release
+    from engine.release.publish import NotAReleaseError, open_release
 
     try:
         release = open_release(latest["uri"])

@@ -76,7 +76,7 @@ def call_trainer(trainer, release_uri: str, plan: dict, output_dir: str, config:
 @task(name="plan curriculum", cache_policy=NO_CACHE)
 def plan_task(release_uri: str, verify: bool = True) -> dict:
     """Open the release, re-hash its files against _RELEASE.json (`verify`), count per stage."""
-    from engine.release import open_release
+    from engine.release.publish import open_release
 
     release = open_release(release_uri)
     if verify:

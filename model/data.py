@@ -1,7 +1,7 @@
 """Everything model/ takes from the engine, in one place (engine/ is to be reorganised), and the
 turning of release samples into training items and tensors.
 
-A release sample (engine.reader) holds an image, its instances (RLE masks) and accepted
+A release sample (engine.release.reader) holds an image, its instances (RLE masks) and accepted
 instructions per tier, each with `target_ids`. One `Item` is one instruction of one sample; its
 targets are the masks of `target_ids` (none for a negative).
 """
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.config import apply_overrides            # noqa: F401  (re-exported for model.config)
-from engine.imageio import decode_rgb
-from engine.masks import decode as decode_rle
-from engine.reader import make_dataset
+from engine.sources.imageio import decode_rgb
+from engine.scene.masks import decode as decode_rle
+from engine.release.reader import make_dataset
 
 TIER_ORDER = ("concept", "simple", "complex")
 

@@ -20,7 +20,7 @@ IMAGES = Table(
         ("license", pyarrow.string()),         # the image record's licence id, as written
         ("license_name", pyarrow.string()),    # resolved through the source's `licenses` list
         ("license_url", pyarrow.string()),
-        # which picture the masks are on (engine.imageio): "file" = stored pixel order,
+        # which picture the masks are on (engine.sources.imageio): "file" = stored pixel order,
         # "exif:<n>" = EXIF orientation n applied; null in tables from before it was recorded
         ("orientation", pyarrow.string()),
     ]),

@@ -2,7 +2,7 @@
 
 `shard` + `sample_key` locate the webdataset sample (the image and all its instructions);
 `sam3i_id` is the instruction's entry id in the SAM3-I files (`images[].id` in every
-`sam3i/<stage>/<cardinality>/sam3i_<split>.json` holding it; engine/sam3i_export.py). The remaining
+`sam3i/<stage>/<cardinality>/sam3i_<split>.json` holding it; engine/release/sam3i_export.py). The remaining
 columns are lineage: which backend/model/prompt wrote it, with which seed, in how many rounds,
 and what every checker said (`checks`, JSON list of {checker, verdict, reason}).
 """

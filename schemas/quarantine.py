@@ -22,7 +22,7 @@ REASONS = (
     "bad_record",
     "not_regular_file",        # a FIFO, device, socket or folder where an image file should be
     "image_too_large",         # over ingest.max_image_bytes, refused before reading
-    "unsupported_format",      # not one of engine.imageio.FORMATS
+    "unsupported_format",      # not one of engine.sources.imageio.FORMATS
     "unsupported_image_mode",  # pixels with no faithful 8-bit RGB conversion (float, >16-bit)
     "too_many_instances",      # over facts.max_instances_per_image on one image
 )

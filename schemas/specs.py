@@ -17,7 +17,7 @@ SPECS = Table(
         ("subtype", pyarrow.string()),        # e.g. attribute, position+relation, function
         ("cardinality", pyarrow.string()),
         ("target_ids", pyarrow.list_(pyarrow.string())),  # instance ids; empty for negatives
-        ("program", pyarrow.string()),        # JSON of engine.programs.Program
+        ("program", pyarrow.string()),        # JSON of engine.language.programs.Program
     ]),
     checks={"tier": [pa.Check.isin(TIERS)], "cardinality": [pa.Check.isin(CARDINALITIES)]},
     unique=("spec_id",),

@@ -2,7 +2,7 @@
 
     case = make_case(tmp_path)           # 3 real images + their real annotations
     case.images[0]["file_name"] = "../x.jpg"
-    spec = case.write()                  # -> SourceSpec for engine.ingest.ingest
+    spec = case.write()                  # -> SourceSpec for engine.sources.ingest.ingest
 
 The real data lives in ../shared/data beside the repository and is never copied into it;
 only into pytest's tmp_path.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from engine.ingest import SourceSpec
+from engine.sources.ingest import SourceSpec
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = Path(os.environ.get("SAM3I_SAMPLE_DATA", REPO.parent / "shared" / "data"))

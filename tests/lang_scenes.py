@@ -10,7 +10,7 @@ import random
 
 from engine.generate.base import SpecView
 from engine.lexicon import load_lexicon
-from engine.programs import Constraint, Program, Scene, evaluate
+from engine.language.programs import Constraint, Program, Scene, evaluate
 
 LEX = load_lexicon()
 C = Constraint

@@ -1,4 +1,4 @@
-"""Release-writer inputs built from the real coco-sample: images/instances through engine.ingest,
+"""Release-writer inputs built from the real coco-sample: images/instances through engine.sources.ingest,
 instructions by simple deterministic rules (no generator or checker involved), so release tests
 exercise every tier, cardinality, negatives and rejected rows.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.config import IngestConfig
-from engine.ingest import SourceSpec, ingest
+from engine.sources.ingest import SourceSpec, ingest
 from schemas.instructions import INSTRUCTIONS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from engine.generate.base import SpecView
-from engine.programs import Scene
+from engine.language.programs import Scene
 
 Verdict = Literal["pass", "fail", "unverifiable"]
 

@@ -30,7 +30,7 @@ from engine.checks.base import CheckResult
 from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, RELATION_WORDS, SIZE_WORDS,
                             SUPERLATIVE_WORDS, Lexicon, load_lexicon, pluralize, word_tokens)
-from engine.programs import Constraint, Program, Scene, evaluate
+from engine.language.programs import Constraint, Program, Scene, evaluate
 
 
 @dataclass(frozen=True)

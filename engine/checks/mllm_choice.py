@@ -14,7 +14,7 @@ check.mllm.send_image the photo goes along with each region outlined in its opti
 and labelled with its number. The answer is constrained to {"choice": <option number>} (a JSON
 schema whose enum is the option numbers). Pass iff the answer is the target option; fail with
 a reason naming the option picked; unverifiable when the answer is not an option number.
-Server errors raise (engine.llm_client): the unit fails and is retried, not silently passed.
+Server errors raise (engine.generate.llm_client): the unit fails and is retried, not silently passed.
 """
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ from engine.checks.base import CheckResult
 from engine.config import MLLMChoiceConfig
 from engine.generate.base import SpecView
 from engine.generate.prompt import read_prompt_file
-from engine.imageio import load_rgb
+from engine.sources.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
-from engine.llm_client import (
+from engine.generate.llm_client import (
     UnitImages,
     ChatClient,
     derive_seed,
@@ -42,7 +42,7 @@ from engine.llm_client import (
     parse_json_answer,
     structured_output,
 )
-from engine.programs import Scene
+from engine.language.programs import Scene
 
 NONE_TEXT = "none of these: the instruction matches nothing in the image"
 MAX_MEMBERS_LISTED = 8       # a group option lists this many members; more would drown the question

@@ -10,7 +10,7 @@ from __future__ import annotations
 from engine.checks.base import CheckResult
 from engine.generate.base import SpecView
 from engine.lexicon import Lexicon, load_lexicon, word_tokens
-from engine.programs import Scene
+from engine.language.programs import Scene
 
 
 def _find(tokens: list, phrase: tuple[str, ...]) -> int:

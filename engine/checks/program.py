@@ -1,12 +1,12 @@
 """The `program` checker: the spec's program, re-evaluated on the facts, selects exactly the
-target set, and does so with the margins a viewer needs (engine.margins). It guards against
+target set, and does so with the margins a viewer needs (engine.language.margins). It guards against
 planner bugs, stale facts and programs that only hold on a sharp line; it cannot judge the text."""
 from __future__ import annotations
 
 from engine.checks.base import CheckResult
 from engine.generate.base import SpecView
-from engine.margins import refers_with_margin
-from engine.programs import Scene, evaluate
+from engine.language.margins import refers_with_margin
+from engine.language.programs import Scene, evaluate
 
 
 class ProgramChecker:

@@ -18,9 +18,9 @@ import numpy as np
 from engine.checks.base import CheckResult
 from engine.config import Sam3iCheckConfig
 from engine.generate.base import SpecView
-from engine.imageio import load_rgb
-from engine.llm_client import UnitImages
-from engine.programs import Scene
+from engine.sources.imageio import load_rgb
+from engine.generate.llm_client import UnitImages
+from engine.language.programs import Scene
 
 
 class Sam3iChecker:

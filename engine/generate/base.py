@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.programs import Program, Scene
+from engine.language.programs import Program, Scene
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Works with `vllm serve` / `python -m vllm.entrypoints.openai.api_server`, llama.
 - connection errors, timeouts, 429 and 5xx are retried with exponential backoff; a server that
   stays unreachable raises GeneratorServerError naming its URL. Other HTTP errors (a bad model
   name, an unsupported schema) raise at once: retrying cannot fix configuration. The HTTP
-  client is engine/llm_client.py, shared with the `mllm_choice` checker.
+  client is engine/generate/llm_client.py, shared with the `mllm_choice` checker.
 
 Text that is not JSON of the schema's shape is returned as it came, so the checkers reject it
 with a reason instead of the unit crashing.
@@ -31,9 +31,9 @@ import pandas as pd
 from engine.config import GenerateConfig
 from engine.generate.base import SpecView
 from engine.generate.prompt import Prompt, load_prompt
-from engine.imageio import load_rgb
+from engine.sources.imageio import load_rgb
 from engine.lexicon import Lexicon, load_lexicon
-from engine.llm_client import (
+from engine.generate.llm_client import (
     UnitImages,
     ChatClient,
     LLMServerError,
@@ -41,8 +41,8 @@ from engine.llm_client import (
     parse_json_answer,
     structured_output,
 )
-from engine.llm_client import jpeg_data_url as _jpeg_url
-from engine.programs import Scene
+from engine.generate.llm_client import jpeg_data_url as _jpeg_url
+from engine.language.programs import Scene
 
 TINT = np.array([255, 0, 0], dtype=np.float32)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.generate.base import SpecView
 from engine.lexicon import NUMBER_WORDS, ORDINAL_WORDS, Lexicon
-from engine.programs import Constraint, Program, Scene
+from engine.language.programs import Constraint, Program, Scene
 
 PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
 MAX_PARTNERS = 6          # relations listed per target: enough to disambiguate, not a flood

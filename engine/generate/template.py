@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, SIZE_WORDS, SUPERLATIVE_WORDS,
                             Lexicon, indefinite_article, load_lexicon)
-from engine.programs import Constraint, Program, Scene, evaluate
+from engine.language.programs import Constraint, Program, Scene, evaluate
 
 POS_X = {
     "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image"),

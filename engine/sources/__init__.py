@@ -1,6 +1,6 @@
 """Source adapters: every annotation format a team brings, read into one COCO-shaped document.
 
-Each adapter turns its format into the COCO dict that engine.ingest checks record by record
+Each adapter turns its format into the COCO dict that engine.sources.ingest checks record by record
 (ids, references, paths, then pixels and masks per image), so every format gets the same
 canonical tables and the same quarantine rules. What only an adapter can see (a YOLO label
 row with a class id out of range, a LabelMe rectangle that is a box and not a mask, a label
@@ -56,7 +56,7 @@ def detect_format(path: str) -> str:
 
 
 def read_source(spec) -> SourceDoc:
-    """The source's COCO-shaped document (an engine.ingest.SourceSpec in, by its format)."""
+    """The source's COCO-shaped document (an engine.sources.ingest.SourceSpec in, by its format)."""
     fmt = getattr(spec, "format", "coco")
     if fmt == "coco":
         from engine.sources.coco import read_coco
@@ -67,5 +67,5 @@ def read_source(spec) -> SourceDoc:
     if fmt == "labelme":
         from engine.sources.labelme import read_labelme
         return read_labelme(spec)
-    from engine.ingest import IngestError
+    from engine.sources.ingest import IngestError
     raise IngestError(f"{spec.annotations_uri}: unknown source format {fmt!r}; expected one of {FORMATS}")

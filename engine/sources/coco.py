@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from engine.names import is_placeholder
+from engine.language.names import is_placeholder
 from engine.sources import SourceDoc, qrow
 
 ROBOFLOW_JSON = "_annotations.coco.json"
@@ -44,6 +44,6 @@ def drop_placeholders(doc: dict, source_id: str, file: str) -> list[dict]:
 
 
 def read_coco(spec) -> SourceDoc:
-    from engine.ingest import load_coco
+    from engine.sources.ingest import load_coco
     doc = load_coco(spec.annotations_uri)
     return SourceDoc(doc, drop_placeholders(doc, spec.source_id, spec.annotations_uri))

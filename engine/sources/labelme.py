@@ -14,7 +14,7 @@ import json
 import math
 import os
 
-from engine.names import is_placeholder
+from engine.language.names import is_placeholder
 from engine.sources import SourceDoc, qrow
 
 MASK_SHAPES = ("polygon", "circle")
@@ -121,5 +121,5 @@ def read_labelme(spec) -> SourceDoc:
 
 
 def _error(msg: str):
-    from engine.ingest import IngestError
+    from engine.sources.ingest import IngestError
     return IngestError(msg)

@@ -19,7 +19,7 @@ from engine.lexicon import Lexicon
 
 
 def source_of(image_id: str) -> str:
-    """Image ids are "<source_id>:<orig_id>" and source ids hold no ':' (engine.ingest)."""
+    """Image ids are "<source_id>:<orig_id>" and source ids hold no ':' (engine.sources.ingest)."""
     return image_id.split(":", 1)[0]
 
 

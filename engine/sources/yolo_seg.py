@@ -30,7 +30,7 @@ SPLITS = ("train", "val", "valid", "test")
 
 
 def _error(msg: str):
-    from engine.ingest import IngestError
+    from engine.sources.ingest import IngestError
     return IngestError(msg)
 
 

@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> int:
 
 
 def run(args, console: Console) -> int:
-    from engine.release import ReleaseError, open_release
+    from engine.release.publish import ReleaseError, open_release
 
     if args.gate is not None and args.rejected:
         raise ValueError("--gate applies to accepted instructions; drop --rejected")

@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 from pycocotools import mask as mask_utils
 
 from engine import storage
-from engine.sam3i_export import STAGE_DIRS, STAGE_KEYS
+from engine.release.sam3i_export import STAGE_DIRS, STAGE_KEYS
 from engine.verify.sam3i_metrics import evaluate, headline, oracle_predictions
 
 MAX_PER_KIND = 5        # problems of one kind listed per file; the rest are counted
@@ -314,7 +314,7 @@ def check_release(release) -> ConformanceReport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.release import open_release
+    from engine.release.publish import open_release
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 from PIL import Image
 
-from engine import imageio, storage
-from engine.imageio import IMAGE_EXTS  # the one list of accepted formats
-from engine.ingest import decode_segmentation
+from engine.sources import imageio
+from engine import storage
+from engine.sources.imageio import IMAGE_EXTS  # the one list of accepted formats
+from engine.sources.ingest import decode_segmentation
 from engine.verify.conformance import check_release as check_conformance
 
 
@@ -108,7 +109,7 @@ def check_sample(shard: str, key: str, members: dict[str, bytes]) -> tuple[Sampl
     if image is not None:
         try:
             with Image.open(io.BytesIO(image)) as im:
-                # the picture the masks are on: EXIF orientation by engine.imageio's rule
+                # the picture the masks are on: EXIF orientation by engine.sources.imageio's rule
                 size = imageio.oriented_size(im) if imageio.applies_orientation(im, (w, h)) else im.size
                 im.load()  # the pixels too, not just the header
             if size != (w, h):

@@ -1,7 +1,7 @@
 """Re-run the configured checkers on sampled instructions and report what changed.
 
 The scenes are rebuilt from the release itself (each sample's image bytes and instance masks)
-with the same pieces a build uses: `engine.facts.describe` for facts and relations, and a
+with the same pieces a build uses: `engine.scene.facts.describe` for facts and relations, and a
 `UnitWorker` for the lexicon-aware scenes, the configured checkers and the per-tier choice of
 which checks run and which must pass. A change means the stored check results no longer
 reproduce: the code, the lexicon or the config moved since the release was built (or the
@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from engine import imageio
+from engine.sources import imageio
 from engine.config import EngineConfig
 from engine.generate.base import SpecView
-from engine.programs import Program
+from engine.language.programs import Program
 from engine.verify.integrity import SampleData
 
 URI_PREFIX = "release-sample://"
@@ -82,7 +82,7 @@ def _stored(checks_json: str) -> dict[str, str]:
 def recheck(items: pd.DataFrame, samples: dict[tuple[str, str], SampleData], cfg: EngineConfig,
             accepted: bool = True) -> RecheckResult:
     """Re-run the checks of every item whose sample was read; compare with the stored results."""
-    from engine.facts import describe
+    from engine.scene.facts import describe
     from engine.stages import UnitWorker
 
     usable, skipped = [], []

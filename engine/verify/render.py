@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from engine import imageio, masks
+from engine.sources import imageio
+from engine.scene import masks
 
 TARGET_RGB = (255, 0, 255)       # saturated magenta: rare in photos, easy to test for
 DISTRACTOR_RGB = (0, 230, 255)   # cyan
@@ -105,7 +106,7 @@ def item_picture(meta: dict, image_bytes: bytes, target_ids: list[str], cardinal
     """The marked picture; with `clean_panel`, the unmarked photo beside it (as in SAM3-I's own
     dual-panel annotation tool): the tint hides the target's colour, so a judge of "the red
     cup" needs the clean photo too. Negatives mark nothing, so they get the photo alone."""
-    img = meta.get("image", {})  # its width/height decide EXIF orientation (engine.imageio)
+    img = meta.get("image", {})  # its width/height decide EXIF orientation (engine.sources.imageio)
     rgb = imageio.decode_rgb(image_bytes, (int(img["width"]), int(img["height"])) if "width" in img else None)
     lay = layers_for(meta, target_ids, cardinality)
     marked = overlay(rgb, lay.targets, lay.distractors, max_side)

@@ -8,7 +8,7 @@ import pytest
 
 from engine.build import build, sources_of
 from engine.config import load_config
-from engine.ingest import resolve_source
+from engine.sources.ingest import resolve_source
 from tests.custom_data import BOTTLES, FRUITS_NUTS_IMAGES, FRUITS_NUTS_JSON, YOLOSEG, labelme_folder
 
 CAMEL_OR_SNAKE = re.compile(r"_|[a-z][A-Z]")
@@ -33,7 +33,7 @@ def _check_release(res, manifest, card, categories):
     assert set(",".join(neg["category"]).split(",")) <= set(categories)
     assert "## Negatives: vocabulary per source" in card and "### Categories" in card
     cov = res.report["coverage_1to1"]
-    # Floors, not the 90% / 60%: the planner's margins (engine/margins.py) refuse
+    # Floors, not the 90% / 60%: the planner's margins (engine/language/margins.py) refuse
     # positions and ordinals a viewer would hesitate over, and piles of fruit are full of those
     # (bench/quality_custom_sets.py prints the coverage, bench/judgements/ the judged precision)
     assert cov["simple"] >= 0.5 and cov["complex"] >= 0.2, cov

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from engine.build import build
 from engine.config import EngineConfig
-from engine.release import open_release
+from engine.release.publish import open_release
 from engine.report import md_text, print_report
 from engine.verify.cli import main as verify_main
 from tests.coco_fixtures import make_case

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from engine.config import EngineConfig, load_config
-from engine.ingest import ingest, resolve_source
+from engine.sources.ingest import ingest, resolve_source
 from engine.report import quality_report
 from engine.stages import UnitWorker
 
@@ -39,7 +39,7 @@ def test_coverage_on_real_photos_meets_the_bar(default_run):
     assert rep["coverage_1to1"]["simple"] >= 0.85
     assert rep["coverage_1to1"]["complex"] >= 0.70
     card = set(res.instructions[res.instructions["accepted"]]["cardinality"])
-    # 1:N groups only where a group stands clearly apart (tests/engine/test_margins.py): none of
+    # 1:N groups only where a group stands clearly apart (tests/engine/language/test_margins.py): none of
     # the groups on these photos does
     assert {"1:1", "1:All", "negative"} <= card
 

@@ -23,8 +23,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 from engine.build import run_ingest
 from engine.config import load_config
-from engine.ingest import resolve_source
-from engine.release import ReleaseExistsError, open_release
+from engine.sources.ingest import resolve_source
+from engine.release.publish import ReleaseExistsError, open_release
 from flows.build_dataset import build_dataset
 from flows.common import LATEST
 from flows.nightly_refresh import RELEASES, nightly_refresh

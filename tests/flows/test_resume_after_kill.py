@@ -15,8 +15,8 @@ import pytest
 
 from engine.build import build
 from engine.config import load_config
-from engine.ingest import resolve_source
-from engine.release import open_release
+from engine.sources.ingest import resolve_source
+from engine.release.publish import open_release
 from tests.coco_fixtures import COCO_SAMPLE
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from prefect.settings import PREFECT_HOME, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
 from engine.config import ReleaseConfig
-from engine.release import NotAReleaseError, build_release, open_release
+from engine.release.publish import NotAReleaseError, build_release, open_release
 from flows.train_curriculum import TRAINER_MODULE, curriculum_plan, train_curriculum
 from tests.release_data import CARD, coco_tables, make_instructions
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.release import open_release
+from engine.release.publish import open_release
 from tests.coco_fixtures import COCO_SAMPLE
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import webdataset as wds
 
-from engine import masks, storage
+from engine.scene import masks
+from engine import storage
 from engine.config import ReleaseConfig
-from engine.reader import make_dataset
-from engine.release import (NotAReleaseError, PublishError, ReleaseLockedError, build_release,
+from engine.release.reader import make_dataset
+from engine.release.publish import (NotAReleaseError, PublishError, ReleaseLockedError, build_release,
                             open_release)
 from tests.release_data import CARD, coco_tables, make_instructions
 from tests.s3_server import s3_env, s3_server, start_server  # noqa: F401 (fixtures)

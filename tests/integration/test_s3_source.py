@@ -7,8 +7,8 @@ import pytest
 from engine import storage
 from engine.build import build, sources_of
 from engine.config import EngineConfig, load_config
-from engine.ingest import ingest, resolve_source
-from engine.release import open_release
+from engine.sources.ingest import ingest, resolve_source
+from engine.release.publish import open_release
 from tests.s3_server import s3_env, s3_server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from engine.config import load_config
 from engine.generate.base import SpecView
 from engine.generate.openai_backend import request_seed
 from engine.generate.prompt import load_prompt
-from engine.ingest import ingest
+from engine.sources.ingest import ingest
 from engine.stages import UnitWorker
 from tests.coco_fixtures import make_case
 from tests.vllm_server import SERVED_NAME, RecordingProxy, VllmServer, ensure_vllm_home

@@ -15,7 +15,7 @@ import pytest
 from engine.checks.sam3i import Sam3iChecker
 from engine.config import Sam3iCheckConfig
 from engine.generate.base import SpecView
-from engine.programs import Program, Scene
+from engine.language.programs import Program, Scene
 from model.overfit import overfit
 
 REPO = Path(__file__).resolve().parents[2]

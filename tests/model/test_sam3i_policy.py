@@ -10,7 +10,7 @@ import json
 import pandas as pd
 
 from engine.build import build, engine_config, sources_of
-from engine.release import open_release
+from engine.release.publish import open_release
 from tests.model.conftest import SAMPLE
 
 

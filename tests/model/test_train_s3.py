@@ -1,5 +1,5 @@
 """The trainer reads a release from s3:// (a real S3-compatible server, SeaweedFS) through
-engine.reader, exactly as it reads the same release from a local folder."""
+engine.release.reader, exactly as it reads the same release from a local folder."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -16,7 +16,7 @@ import ray
 
 from engine.build import UNIT_STAGE, Ingested, run_ingest, run_units_locally, unit_store
 from engine.config import load_config
-from engine.ingest import resolve_source
+from engine.sources.ingest import resolve_source
 from pipelines.fanout import UnitsFailedError, WorkersCannotStartError, run_units_on_ray
 from pipelines.resources import check_stages, ensure_ray, pool_size, stage_resources
 from tests.coco_fixtures import COCO_SAMPLE

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from engine.config import IngestConfig
-from engine.ingest import ingest, resolve_source
+from engine.sources.ingest import ingest, resolve_source
 from engine.sources import detect_format
 from tests.custom_data import BOTTLES, FRUITS_NUTS_IMAGES, FRUITS_NUTS_JSON
 

@@ -2,7 +2,7 @@
 import pytest
 
 from engine.config import IngestConfig
-from engine.ingest import IngestError, ingest, resolve_source
+from engine.sources.ingest import IngestError, ingest, resolve_source
 from engine.sources import detect_format
 from tests.custom_data import YOLOSEG, yoloseg_copy
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.build import build
 from engine.config import load_config
-from engine.ingest import resolve_source
+from engine.sources.ingest import resolve_source
 
 REPO = Path(__file__).resolve().parents[3]
 COCO_SAMPLE = Path(os.environ.get("SAM3I_SAMPLE_DATA", REPO.parent / "shared" / "data")) / "coco-sample"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.release import open_release
+from engine.release.publish import open_release
 from engine.verify.conformance import check_release
 from engine.verify.integrity import check_release as check_integrity
 from engine.verify.sam3i_metrics import evaluate, oracle_predictions
@@ -157,7 +157,7 @@ def _legacy_file(rel, split: str) -> dict:
     every (image, target) entry whatever its tiers, one category per name (negative concepts
     included), crowd regions in targets, category names as queried_category, concept = the
     accepted concept texts."""
-    from engine.reader import iter_release
+    from engine.release.reader import iter_release
 
     metas = [s for s in iter_release(rel, split, decode_image=False)]
     names = sorted({g["category"] for m in metas for g in m["targets"]})

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.release import open_release
+from engine.release.publish import open_release
 from engine.verify.cli import main
 from engine.verify.integrity import check_release, check_sample
 from engine.verify.sample import SampleSpec, draw

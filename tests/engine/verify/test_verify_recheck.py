@@ -4,7 +4,7 @@ import json
 from rich.console import Console
 
 from engine.config import load_config
-from engine.release import open_release
+from engine.release.publish import open_release
 from engine.verify.cli import main, population
 from engine.verify.integrity import check_release
 from engine.verify.recheck import recheck

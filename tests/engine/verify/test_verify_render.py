@@ -10,8 +10,8 @@ from pycocotools import mask as mask_utils
 from rich.console import Console
 from scipy import ndimage
 
-from engine.release import open_release
-from engine.shard import iter_shard_members
+from engine.release.publish import open_release
+from engine.release.shard import iter_shard_members
 from engine.verify.cli import main
 from engine.verify.render import DISTRACTOR_RGB, PANEL_GAP, TARGET_RGB, contact_sheets, overlay, SheetEntry
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from engine.release import open_release
+from engine.release.publish import open_release
 from engine.verify.cli import main
 from engine.verify.sample import SampleSpec, draw, item_id
 

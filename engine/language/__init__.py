@@ -1,0 +1,1 @@
+"""The referring-program language: taxonomy, lexicon, programs and the planner."""

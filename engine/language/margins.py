@@ -1,0 +1,248 @@
+"""Programs evaluated with margins: what a viewer would surely pick, and what one might pick.
+
+The exact evaluator (`engine.language.programs.evaluate`) draws sharp lines: a centroid against a third
+of the frame, a 2% gap between neighbours, one colour name. A person sees no difference near
+those lines, so an instruction that only holds on one side of them is a coin toss for a
+reader. Here every constraint answers, for each instance, *surely*, *maybe* or *surely not*:
+
+- position: sure when the centroid lies POS_MARGIN inside its third and most of the object
+  lies in that third; maybe up to POS_MARGIN outside it, when much of the object lies there,
+  or, for left / right / top / bottom, anywhere in that half (how people read "on the left").
+  "In the centre" said alone is read as the centre of the picture, so the target must not sit
+  at its top or bottom.
+- size label: sure when area_frac is a factor SIZE_MARGIN past the threshold, and never surely
+  "small" when the mask is cut by the border or hidden by others (it may only look small).
+- colour: sure when the dominant colour is the named one with a clear share; maybe when it is
+  the named one or a neighbouring name (gray / black, orange / red ...): look-alikes.
+- left_of / right_of / next_to: sure when the facts relate the pair; maybe whenever loose box
+  geometry allows it, for *every* object in the image. "Left of the car" reads over the whole
+  picture, while the facts only relate near pairs.
+- selectors (ordinal, superlative, count) decide only over a set that is sure: an ordinal
+  needs clear gaps between the instances counted, a superlative a clear size ratio between
+  masks that are not cut or hidden.
+
+Every sure set is a subset of the exact evaluation and every maybe set a superset, so a program
+that refers with a margin is also exactly right. `refers_with_margin` adds one rule about how
+the text reads: an ordinal or superlative counts over the noun and its adjectives ("the person
+second from the right, halfway up" reads as second of all people, "the lowest green kiwi" as
+lowest of the green ones), so it must pick the same target with positions and relations left out.
+"""
+from __future__ import annotations
+
+from engine.language.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Scene, evaluate
+
+POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
+POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
+POS_MAYBE_SHARE = 0.4      # an object with this share of its extent in a third may be read as there
+CENTRAL_BAND = (0.25, 0.75)  # "in the centre" with no height word: the target's height in the frame
+SIZE_MARGIN = 1.5          # factor past the small / large threshold
+HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
+COLOR_SURE_SHARE = 0.45    # a colour name is sure when this share of the mask has it
+ORD_MIN_GAP = 0.05         # ordinals: neighbours' centroids at least this far apart (frame share) ...
+ORD_GAP_OF_EXTENT = 0.5   # ... and this share of the larger one's extent along the axis
+ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
+ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
+SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
+NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
+NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
+SURFACES = ("furniture",)  # things stand on these, not in them, whatever the mask hole says
+SELECTOR_KINDS = ("ordinal", "superlative")
+HEAD_KINDS = ("category", "supercategory", "affordance")
+ADJECTIVE_KINDS = ("color", "size")   # said before the noun, so counted within
+
+# Colour names a viewer confuses on real photos (shade, lighting, texture).
+COLOR_NEIGHBOURS = {
+    "black": {"gray", "brown", "blue"}, "gray": {"black", "white", "blue", "brown"},
+    "white": {"gray", "yellow", "pink"}, "red": {"orange", "pink", "brown", "purple"},
+    "orange": {"red", "yellow", "brown"}, "yellow": {"orange", "white", "green", "brown"},
+    "green": {"yellow", "blue", "gray"}, "blue": {"purple", "green", "gray", "black"},
+    "purple": {"blue", "pink", "red"}, "pink": {"red", "purple", "white"},
+    "brown": {"black", "orange", "red", "gray", "yellow"},
+}
+_THIRD = {"left": ("cx", 0), "center": ("cx", 1), "right": ("cx", 2),
+          "top": ("cy", 0), "middle": ("cy", 1), "bottom": ("cy", 2)}
+
+
+def _hidden(f: dict) -> bool:
+    return bool(f.get("truncated")) or float(f.get("occlusion", 0.0)) >= HIDDEN_OCCLUSION
+
+
+def _position(f: dict, value: str) -> tuple[bool, bool]:
+    coord, b = _THIRD[value]
+    c = float(f[coord])
+    lo, hi = b / 3, (b + 1) / 3
+    exact = value in (f["pos_x"], f["pos_y"])
+    sure = exact and (b == 0 or c >= lo + POS_MARGIN) and (b == 2 or c <= hi - POS_MARGIN)
+    if sure:
+        # a person standing from the top to the bottom of the frame is not "halfway up": most of
+        # the object must lie in its third (widened by the margin)
+        axis = 0 if coord == "cx" else 1
+        box = _box(f)
+        a0, a1 = box[axis], box[axis + 2]
+        inside = min(a1, hi + POS_MARGIN) - max(a0, lo - POS_MARGIN)
+        sure = a1 - a0 <= 0 or inside >= POS_IN_THIRD * (a1 - a0)
+    axis = 0 if coord == "cx" else 1
+    box = _box(f)
+    a0, a1 = box[axis], box[axis + 2]
+    share_in = (min(a1, hi) - max(a0, lo)) / (a1 - a0) if a1 > a0 else 0.0
+    # a distractor is a candidate when its centroid is near the third, or when much of it lies
+    # there: three people reach the bottom of the frame, not only the one sitting low
+    # "on the left-hand side" is read as the left half: an object left of the middle may be it
+    half = (value in ("left", "top") and c < 0.5) or (value in ("right", "bottom") and c > 0.5)
+    maybe = exact or (lo - POS_MARGIN <= c <= hi + POS_MARGIN) or share_in >= POS_MAYBE_SHARE or half
+    return sure, maybe
+
+
+def _size(f: dict, value: str, small: float, large: float) -> tuple[bool, bool]:
+    a = float(f["area_frac"])
+    exact = f["size_label"] == value
+    if value == "small":
+        return exact and a * SIZE_MARGIN < small and not _hidden(f), exact or a < small * SIZE_MARGIN or _hidden(f)
+    if value == "large":
+        return exact and a > large * SIZE_MARGIN, exact or a * SIZE_MARGIN > large or _hidden(f)
+    return exact and small * SIZE_MARGIN < a < large / SIZE_MARGIN, exact or small / SIZE_MARGIN < a < large * SIZE_MARGIN
+
+
+def _color(f: dict, value: str) -> tuple[bool, bool]:
+    exact = f["color"] == value
+    sure = exact and float(f["color_frac"]) >= COLOR_SURE_SHARE
+    return sure, exact or f["color"] in COLOR_NEIGHBOURS.get(value, ())
+
+
+def _box(f: dict) -> tuple[float, float, float, float]:
+    """x0, y0, x1, y1; a fact row without a box (hand-made scenes) is a point at its centroid."""
+    return tuple(float(f.get(k, f["cx"] if k[0] == "x" else f["cy"])) for k in ("x0", "y0", "x1", "y1"))
+
+
+def _box_gap_x(a: dict, o: dict) -> float:
+    (ax0, _, ax1, _), (ox0, _, ox1, _) = _box(a), _box(o)
+    return max(ax0, ox0) - min(ax1, ox1)
+
+
+def _v_overlap(a: dict, o: dict) -> float:
+    (_, ay0, _, ay1), (_, oy0, _, oy1) = _box(a), _box(o)
+    return min(ay1, oy1) - max(ay0, oy0)
+
+
+def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
+    exact = (i, rel, o) in scene.relations
+    a, b = scene.instances[i], scene.instances[o]
+    if rel in ("left_of", "right_of"):
+        # a reader takes "left of the car" as anything whose middle is left of the car's middle
+        loose = a["cx"] < b["cx"] if rel == "left_of" else a["cx"] > b["cx"]
+        return exact, exact or loose
+    if rel == "next_to":
+        gap, vo = _box_gap_x(a, b), _v_overlap(a, b)
+        sure = exact and gap <= NEXT_TO_SURE_GAP
+        return sure, exact or (gap <= NEXT_TO_MAYBE_GAP and vo > 0)
+    if rel == "inside" and b["supercategory"] in SURFACES:
+        return False, exact   # a bowl "in" the table's mask hole stands on the table
+    return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed
+
+
+def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
+            small: float, large: float) -> tuple[set[str], set[str]]:
+    if c.kind in ("category", "supercategory", "affordance"):
+        exact = evaluate(Program((c,)), scene)
+        return sure & exact, maybe & exact
+    if c.kind == "relation":
+        obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
+        s = {i for i in sure if any(_relation(scene, i, c.rel, o)[0] for o in obj_sure if o != i)}
+        m = {i for i in maybe if any(_relation(scene, i, c.rel, o)[1] for o in obj_maybe if o != i)}
+        return s, m
+    judge = {"position": lambda f: _position(f, c.value), "color": lambda f: _color(f, c.value),
+             "size": lambda f: _size(f, c.value, small, large)}[c.kind]
+    verdicts = {i: judge(scene.instances[i]) for i in maybe}
+    return {i for i in sure if verdicts[i][0]}, {i for i in maybe if verdicts[i][1]}
+
+
+def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
+    I = scene.instances
+    side, k = str(value).split(":")
+    k = int(k)
+    coord, reverse = ORDINAL_FROM[side]
+    if k > len(ids) or (k > 1 and len(ids) > ORD_MAX_COUNTED):
+        return None
+    axis = 0 if coord == "cx" else 1
+    order = sorted(ids, key=lambda i: (I[i][coord], i), reverse=reverse)
+
+    def extent(i: str) -> float:
+        box = _box(I[i])
+        return box[axis + 2] - box[axis]
+    # the viewer counts the first k and must also see where the k-th ends: every gap up to the
+    # (k+1)-th is clear
+    for a, b in zip(order[:k + 1], order[1:k + 1]):
+        extent_ab = max(extent(a), extent(b))
+        if abs(I[a][coord] - I[b][coord]) < max(ORD_MIN_GAP, ORD_GAP_OF_EXTENT * extent_ab):
+            return None
+    if extent(order[k - 1]) > ORD_MAX_EXTENT:
+        return None   # a table across the whole frame is not "the one on the far right"
+    return order[k - 1]
+
+
+def _superlative_clear(ids: set[str], value: str, scene: Scene) -> str | None:
+    I = scene.instances
+    order = sorted(ids, key=lambda i: (I[i]["area"], i), reverse=(value == "largest"))
+    best = order[0]
+    if len(order) == 1:
+        return best
+    a, b = I[best]["area"], I[order[1]]["area"]
+    if max(a, b) < SUPERLATIVE_RATIO * min(a, b):
+        return None
+    if value == "smallest" and _hidden(I[best]):
+        return None   # its mask may be small only because the border or others cut it
+    if value == "largest" and any(_hidden(I[i]) and I[i]["area"] * SUPERLATIVE_RATIO > a / SUPERLATIVE_RATIO
+                                  for i in order[1:]):
+        return None   # a runner-up that is cut or hidden may be larger than it looks
+    return best
+
+
+def _select(c: Constraint, sure: set[str], maybe: set[str], scene: Scene) -> tuple[set[str], set[str]]:
+    if sure != maybe:
+        return set(), maybe           # counting over a set a viewer may draw differently
+    ids = sure
+    if c.kind == "count":
+        return (ids, ids) if len(ids) == int(c.value) else (set(), set())
+    if not ids:
+        return set(), set()
+    if any(scene.instances[i]["iscrowd"] for i in ids):
+        return set(), ids
+    if len(ids) < 2:
+        return set(), ids             # "the smallest table" of the only table misleads
+    pick = (_ordinal_clear if c.kind == "ordinal" else _superlative_clear)(ids, c.value, scene)
+    return ({pick}, {pick}) if pick is not None else (set(), ids)
+
+
+def evaluate_with_margin(program: Program, scene: Scene, small: float = 0.01,
+                         large: float = 0.10) -> tuple[set[str], set[str]]:
+    """(sure, maybe): the instances a viewer would surely select, and those one might.
+    `small` / `large` are the facts' size-label thresholds (FactsConfig.small_frac / large_frac)."""
+    sure, maybe = set(scene.instances), set(scene.instances)
+    for c in program:
+        if c.kind in FILTER_KINDS:
+            sure, maybe = _filter(c, sure, maybe, scene, small, large)
+    for c in program:
+        if c.kind not in FILTER_KINDS:
+            sure, maybe = _select(c, sure, maybe, scene)
+    return sure, maybe
+
+
+def refers_with_margin(program: Program, scene: Scene, targets: set[str], small: float = 0.01,
+                       large: float = 0.10) -> bool:
+    """True when a viewer reading the program would pick exactly `targets` (empty: nothing)."""
+    sure, maybe = evaluate_with_margin(program, scene, small, large)
+    if not (sure == maybe == set(targets)):
+        return False
+    values = {c.value for c in program if c.kind == "position"}
+    if "center" in values and not values & {"top", "middle", "bottom"} and \
+            any(not CENTRAL_BAND[0] <= scene.instances[t]["cy"] <= CENTRAL_BAND[1] for t in targets):
+        return False   # "the fig in the middle" is read as the middle of the picture, not of its top edge
+    scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
+    if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):
+        # "the second dog from the right, halfway up" counts over every dog: a position or a
+        # relation said after the noun does not narrow what is counted (an adjective does:
+        # "the lowest green kiwi" counts green kiwis)
+        scope = Program(tuple(c for c in program if c.kind in scoped))
+        s, m = evaluate_with_margin(scope, scene, small, large)
+        return s == m == set(targets)
+    return True

@@ -1,0 +1,339 @@
+"""The planner: choose targets and, per tier, referring programs that select exactly them.
+
+For every eligible target (one instance, a group sharing a property, or all instances of a
+concept) it searches small programs, shortest and most natural first, and keeps those whose
+evaluation on the scene equals the target set. Negatives are programs that select nothing.
+Every emitted spec satisfies `evaluate(program, scene) == set(target_ids)`; tests check this
+over many random scenes.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from dataclasses import dataclass
+
+from engine.config import PlanConfig
+from engine.language.margins import evaluate_with_margin, refers_with_margin
+from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.language.taxonomy import subtype_of
+
+C = Constraint
+
+# How natural a constraint reads to a person; lower is tried first.
+COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
+COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
+# Colour families for negatives: the dominant colour name of a photo region is rough (a black
+# cat in shade reads "gray" or "brown"), so a negative colour must be vivid and from another
+# family than every instance of the category; "the black cat" is never a safe negative.
+COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm", "brown": "warm",
+                "green": "cool", "blue": "cool", "purple": "cool",
+                "black": "neutral", "white": "neutral", "gray": "neutral"}
+NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
+
+
+def _axis(position: str) -> str:
+    return "x" if position in ("left", "center", "right") else "y"
+
+
+def _ordinal_axis(value: str) -> str:
+    return "x" if value.split(":")[0] in ("left", "right") else "y"
+
+
+@dataclass(frozen=True)
+class Spec:
+    image_id: str
+    tier: str
+    cardinality: str
+    target_ids: tuple[str, ...]
+    program: Program
+
+    @property
+    def spec_id(self) -> str:
+        key = f"{self.image_id}|{self.tier}|{self.cardinality}|{self.program.dumps()}"
+        return "s-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def to_row(self, unit_id: str) -> dict:
+        return {
+            "spec_id": self.spec_id, "image_id": self.image_id, "unit_id": unit_id, "tier": self.tier,
+            "subtype": subtype_of(self.tier, self.program), "cardinality": self.cardinality,
+            "target_ids": list(self.target_ids), "program": self.program.dumps(),
+        }
+
+
+def big_enough(f: dict, cfg: PlanConfig) -> bool:
+    """Large enough to be a target: a share of the image, or an absolute pixel count (small
+    objects of large aerial and macro photos)."""
+    return f["area_frac"] >= cfg.min_area_frac or (cfg.min_area_px > 0 and f.get("area", 0) >= cfg.min_area_px)
+
+
+def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
+    """Instances that may be the target of a one-instance or group instruction: large enough,
+    not a crowd region, and (by default) not of a category that has a crowd region in the image."""
+    crowded = {(f["image_id"], f["category"]) for f in facts if f["iscrowd"]} if cfg.skip_crowded_categories else set()
+    return {f["instance_id"] for f in facts
+            if (cfg.allow_crowd_targets or not f["iscrowd"]) and (f["image_id"], f["category"]) not in crowded
+            and big_enough(f, cfg)}
+
+
+class Planner:
+    def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0,
+                 size_thresholds: tuple[float, float] = (0.01, 0.10)):
+        self.cfg = cfg
+        self.known_categories = sorted(known_categories)
+        self.seed = seed
+        self.size_thresholds = size_thresholds   # the facts' small / large area_frac
+
+    def _refers(self, program: Program, scene: Scene, targets: set[str]) -> bool:
+        """A reader of the program picks exactly `targets`, with margins (engine.language.margins)."""
+        return refers_with_margin(program, scene, targets, *self.size_thresholds)
+
+    # ---- atoms -------------------------------------------------------------------------
+    def _object_program(self, scene: Scene, oid: str) -> Program | None:
+        """A short description that picks out the related object alone ("the bench")."""
+        o = scene.instances[oid]
+        base = Program((C("category", o["category"]),))
+        if any(f["iscrowd"] for f in scene.instances.values() if f["category"] == o["category"]):
+            return None   # "the person" is never definite next to a crowd of people
+        if self._refers(base, scene, {oid}):
+            return base
+        for extra in self._filter_atoms(scene, oid, with_relations=False):
+            p = base.with_(extra)
+            if self._refers(p, scene, {oid}):
+                return p
+        return None
+
+    def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
+        f = scene.instances[iid]
+        atoms = []
+        # ("the orange orange" says the colour twice: a colour that is the category's name is left out)
+        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
+                and f["color"] != f["category"].casefold():
+            atoms.append(C("color", f["color"]))
+        atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
+        # size words compare with others of the kind: "the large grass" or "the big tree" of the
+        # only grass or tree region says nothing a reader can check
+        same_kind = sum(g["category"] == f["category"] for g in scene.instances.values())
+        if f["size_label"] != "medium" and same_kind > 1:
+            atoms.append(C("size", f["size_label"]))
+        if with_relations:
+            seen = set()
+            for s, rel, o in sorted(scene.relations):
+                if s != iid or rel not in self.cfg.relations or scene.instances[o]["category"] == f["category"]:
+                    continue
+                obj = self._object_program(scene, o)
+                if obj is not None and (rel, obj) not in seen:
+                    seen.add((rel, obj))
+                    atoms.append(C("relation", rel=rel, obj=obj))
+        return atoms
+
+    @staticmethod
+    def _selectors(target: dict) -> list[Constraint]:
+        return [C("ordinal", "left:1"), C("ordinal", "right:1"), C("ordinal", "top:1"), C("ordinal", "bottom:1"),
+                C("ordinal", "left:2"), C("ordinal", "right:2"), C("ordinal", "top:2"), C("ordinal", "bottom:2"),
+                C("ordinal", "left:3"), C("ordinal", "right:3"),
+                C("superlative", "largest"), C("superlative", "smallest")]
+
+    # ---- search ------------------------------------------------------------------------
+    def _search(self, scene: Scene, head: Program, targets: set[str], atoms: list[Constraint],
+                selectors: list[Constraint], limit: int, min_extra: int = 0) -> list[Program]:
+        """Programs head + atoms (+ one selector) evaluating to exactly `targets`, cheapest first.
+
+        A program whose extra constraints include an already found one's is skipped: it says
+        more than needed, so it is not a distinct way of referring to the target.
+        """
+        found: list[tuple[Constraint, ...]] = []
+        max_extra = max(0, self.cfg.max_constraints - len(head))
+        options: list[tuple[float, tuple[Constraint, ...]]] = []
+        for n in range(max(0, min_extra - 1), max_extra + 1):
+            for combo in itertools.combinations(atoms, n):
+                if sum(c.kind == "position" for c in combo) > 1 and \
+                        len({_axis(c.value) for c in combo if c.kind == "position"}) < 2:
+                    continue
+                cost = sum(COST[c.kind] for c in combo)
+                if n >= min_extra:
+                    options.append((n + cost / 10, combo))
+                if n < max_extra:   # a selector counts as one of the extra constraints
+                    axes = {_axis(c.value) for c in combo if c.kind == "position"}
+                    for sel in selectors:
+                        # "the leftmost dog in the center" is logically sound but reads as a
+                        # contradiction: no ordinal along an axis a position already names
+                        if sel.kind == "ordinal" and _ordinal_axis(sel.value) in axes:
+                            continue
+                        options.append((n + 1 + (cost + COST[sel.kind]) / 10, combo + (sel,)))
+        options.sort(key=lambda t: (t[0], Program(t[1]).dumps()))
+        for _, combo in options:
+            if len(found) >= limit:
+                break
+            if any(set(f) <= set(combo) for f in found):
+                continue
+            if self._refers(head.with_(*combo), scene, targets):
+                found.append(combo)
+        return [head.with_(*combo) for combo in found]
+
+    # ---- targets -----------------------------------------------------------------------
+    def eligible(self, scene: Scene) -> list[str]:
+        return sorted(eligible_ids(list(scene.instances.values()), self.cfg))
+
+    def plan(self, scene: Scene) -> list[Spec]:
+        specs: list[Spec] = []
+        by_cat: dict[str, list[str]] = {}
+        for i, f in scene.instances.items():
+            by_cat.setdefault(f["category"], []).append(i)
+        eligible = self.eligible(scene)
+        for t in eligible:
+            specs += self._one_to_one(scene, t, by_cat)
+        if self.cfg.one_to_all:
+            # "all the people" is exact beside a crowd too: the crowd region is one of the targets
+            big = {i for i, f in scene.instances.items() if big_enough(f, self.cfg)}
+            specs += self._one_to_all(scene, by_cat, big)
+        if self.cfg.one_to_many:
+            specs += self._one_to_many(scene, by_cat, set(eligible))
+        specs += self._negatives(scene)
+        # one spec per (tier, program): the same words cannot mean two target sets
+        unique = {(s.tier, s.program): s for s in specs}
+        return sorted(unique.values(), key=lambda s: s.spec_id)
+
+    def _one_to_one(self, scene: Scene, t: str, by_cat: dict[str, list[str]]) -> list[Spec]:
+        f = scene.instances[t]
+        target = {t}
+        out = []
+        cat = Program((C("category", f["category"]),))
+        if evaluate(cat, scene) == target:
+            out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
+        atoms = self._filter_atoms(scene, t)
+        for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
+            out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
+        if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target:
+            # the only one of its kind, with nothing a viewer can be sure of to add (a close-up
+            # spanning the frame): "the only orange in the picture" says what is certain
+            out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
+        for key in sorted(self.kind_keys(scene, f["category"])):
+            head = Program((C("affordance", key),))
+            progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
+            out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
+            if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
+                break
+        if not self.kind_keys(scene, f["category"]):
+            # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
+            head = self.generic_head(f)
+            if len(head) or (self.cfg.generic_noun and not f.get("stuff")):  # "the item at the top" is no way to say "sky"
+                progs = self._search(scene, head, target, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                     min_extra=1)
+                out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
+        return out
+
+    @staticmethod
+    def kind_keys(scene: Scene, category: str) -> frozenset[str]:
+        """The category's affordance keys, when kind facts are safe here: only if the lexicon
+        knows every category in the picture. "The thing you can eat" for the orange is wrong
+        beside a mango that the lexicon has never heard of (an unknown category has no keys,
+        so the program would say it is not edible)."""
+        if scene.unknown & scene.categories():
+            return frozenset()
+        return scene.affordances.get(category, frozenset())
+
+    @staticmethod
+    def generic_head(f: dict) -> Program:
+        """The head of a complex program for a category the lexicon knows nothing of: its
+        supercategory ("the bottle ..."), or no head at all ("the item ..."), which ranges
+        over every annotated instance of the image."""
+        if f["supercategory"] and not f.get("supercategory_says_it"):
+            return Program((C("supercategory", f["supercategory"]),))
+        return Program(())
+
+    def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
+        out = []
+        for catname, members in sorted(by_cat.items()):
+            if len(members) < 2 or not big & set(members):
+                continue
+            target = tuple(sorted(members))
+            prog = Program((C("category", catname),))
+            out.append(Spec(scene.image_id, "concept", "1:All", target, prog))
+            # "all four people" only where a viewer can count them: few, none a sliver or a crowd
+            countable = len(members) <= self.cfg.max_group_category and all(
+                scene.instances[m]["area_frac"] >= self.cfg.min_area_frac and not scene.instances[m]["iscrowd"]
+                for m in members)
+            simple = prog.with_(C("count", len(members))) if countable else prog
+            out.append(Spec(scene.image_id, "simple", "1:All", target, simple))
+            # "all the decorative containers" also claims every unannotated jug on the shelf: a
+            # kind description reaches beyond the annotated category, so only for a few
+            # instances that are all annotated one by one
+            if any(scene.instances[m]["iscrowd"] for m in members) or len(members) > self.cfg.max_group_category:
+                continue
+            for key in sorted(self.kind_keys(scene, catname)):
+                p = Program((C("affordance", key),))
+                if evaluate(p, scene) == set(members):
+                    out.append(Spec(scene.image_id, "complex", "1:All", target, p))
+                    break
+        return out
+
+    def _set_apart(self, scene: Scene, atom: Constraint, group: set[str], members: set[str]) -> bool:
+        """A group named by position stands apart from the rest of its kind by a clear gap along
+        that axis ("the two figs on the left" when the others lie well to the right)."""
+        if atom.kind != "position":
+            return True
+        coord = "cx" if _axis(atom.value) == "x" else "cy"
+        I = scene.instances
+        return all(abs(I[g][coord] - I[o][coord]) >= GROUP_GAP for g in group for o in members - group)
+
+    def _one_to_many(self, scene: Scene, by_cat: dict[str, list[str]], eligible: set[str]) -> list[Spec]:
+        out = []
+        for catname, members in sorted(by_cat.items()):
+            # a group is told apart only in a category few enough to count at a glance
+            if not 3 <= len(members) <= self.cfg.max_group_category or \
+                    any(scene.instances[m]["iscrowd"] for m in members):
+                continue
+            heads = [("simple", Program((C("category", catname),)))]
+            heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
+            first = scene.instances[members[0]]
+            if not self.kind_keys(scene, catname) and (len(self.generic_head(first))
+                                                      or (self.cfg.generic_noun and not first.get("stuff"))):
+                heads.append(("complex", self.generic_head(first)))
+            atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
+                           key=lambda a: (COST[a.kind], str(a.value)))
+            for tier, head in heads:
+                for atom in atoms:
+                    group = evaluate(head.with_(atom), scene)
+                    if not 2 <= len(group) < len(members) or not group <= eligible or not group <= set(members):
+                        continue
+                    prog = head.with_(atom, C("count", len(group)))
+                    if self._refers(prog, scene, group) and self._set_apart(scene, atom, group, set(members)):
+                        out.append(Spec(scene.image_id, tier, "1:N", tuple(sorted(group)), prog))
+        return out
+
+    def _negatives(self, scene: Scene) -> list[Spec]:
+        """Programs that select nothing, about concepts the source annotates exhaustively only
+        (scene.vocabulary, else the planner's list): a concept it does not annotate may well be
+        in the photo unmarked."""
+        n = self.cfg.negatives_per_image
+        if n == 0:
+            return []
+        rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
+        present = scene.categories()
+        vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
+        absent = [c for c in vocabulary if c not in present]
+        out = []
+        for c in rng.sample(absent, min(n, len(absent))):
+            out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))
+        # simple: a present category with a colour none of its instances has ("the purple dog")
+        pairs = []
+        for c in sorted(present):
+            if any(f["category"] == c and f["supercategory"] in self.cfg.no_color_supercategories
+                   for f in scene.instances.values()):
+                continue
+            families = {COLOR_FAMILY.get(f["color"]) for f in scene.instances.values() if f["category"] == c}
+            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families]
+        for c, col in rng.sample(pairs, min(n, len(pairs))):
+            out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
+        # complex: an affordance of an absent vocabulary category, only when the lexicon knows
+        # every category present (a custom "date" with no keys may well be "something you can eat")
+        if not scene.unknown & present:
+            allowed = set(vocabulary)
+            present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
+            absent_aff = sorted({k for c, ks in scene.affordances.items() if c in allowed for k in ks} - present_aff)
+            for k in rng.sample(absent_aff, min(n, len(absent_aff))):
+                out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
+        # a negative must match nothing even for a reader who draws the lines loosely
+        return [s for s in out if not evaluate_with_margin(s.program, scene, *self.size_thresholds)[1]]

@@ -1,0 +1,1 @@
+"""Releases: shards, exports, splits, publishing and reading."""

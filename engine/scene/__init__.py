@@ -1,0 +1,1 @@
+"""Scene facts from masks and pixels: per-instance facts, colours, masks, synthetic scenes."""
