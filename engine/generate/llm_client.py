@@ -160,7 +160,8 @@ class UnitImages:
         if image_id not in self._images:
             raise KeyError(f"image {image_id!r} of spec {spec_id} is not in the bound unit")
         row = self._images[image_id]  # drawn size decides EXIF orientation (engine.sources.imageio)
-        return self.load(row["uri"], (int(row["width"]), int(row["height"])))
+        size = (int(row["width"]), int(row["height"])) if row.get("width") and row.get("height") else None
+        return self.load(row["uri"], size)
 
     def mask(self, instance_id: str, h: int, w: int):
         from engine.scene.masks import decode

@@ -108,14 +108,17 @@ class Planner:
         f = scene.instances[iid]
         atoms = []
         # ("the orange orange" says the colour twice: a colour that is the category's name is left out)
-        if f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
+        # a stuff region (trees, grass, sky) mixes colours and has no size of its own: "the black
+        # plant" for dark foliage, "the largest plant" for a lawn are no way to say it
+        mass = bool(f.get("stuff"))
+        if not mass and f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
                 and f["color"] != f["category"].casefold():
             atoms.append(C("color", f["color"]))
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
         # size words compare with others of the kind: "the large grass" or "the big tree" of the
         # only grass or tree region says nothing a reader can check
         same_kind = sum(g["category"] == f["category"] for g in scene.instances.values())
-        if f["size_label"] != "medium" and same_kind > 1:
+        if f["size_label"] != "medium" and same_kind > 1 and not mass:
             atoms.append(C("size", f["size_label"]))
         if with_relations:
             seen = set()
@@ -130,10 +133,12 @@ class Planner:
 
     @staticmethod
     def _selectors(target: dict) -> list[Constraint]:
-        return [C("ordinal", "left:1"), C("ordinal", "right:1"), C("ordinal", "top:1"), C("ordinal", "bottom:1"),
-                C("ordinal", "left:2"), C("ordinal", "right:2"), C("ordinal", "top:2"), C("ordinal", "bottom:2"),
-                C("ordinal", "left:3"), C("ordinal", "right:3"),
-                C("superlative", "largest"), C("superlative", "smallest")]
+        ordinals = [C("ordinal", "left:1"), C("ordinal", "right:1"), C("ordinal", "top:1"), C("ordinal", "bottom:1"),
+                    C("ordinal", "left:2"), C("ordinal", "right:2"), C("ordinal", "top:2"), C("ordinal", "bottom:2"),
+                    C("ordinal", "left:3"), C("ordinal", "right:3")]
+        if target.get("stuff"):
+            return ordinals
+        return ordinals + [C("superlative", "largest"), C("superlative", "smallest")]
 
     # ---- search ------------------------------------------------------------------------
     def _search(self, scene: Scene, head: Program, targets: set[str], atoms: list[Constraint],

@@ -43,9 +43,9 @@ def test_one_dead_source_among_good_ones_fails_too(tmp_path):
 
 def test_no_accepted_instruction_publishes_nothing(tmp_path):
     case = make_case(tmp_path, n_images=1)
-    cfg = EngineConfig.model_validate({"check": {"policy": {t: ["program", "sam3i"] for t in
-                                                            ("concept", "simple", "complex", "negative")},
-                                                 "max_rounds": 1}})
+    # nothing is planned: every instance is below the size floor, no 1:All, no negatives
+    cfg = EngineConfig.model_validate({"plan": {"min_area_frac": 1.0, "min_area_px": 0, "one_to_all": False,
+                                                "negatives_per_image": 0}})
     with pytest.raises(NothingToPublishError, match="no instruction was accepted"):
         build([case.write()], str(tmp_path / "release"), cfg, workdir=tmp_path / "w")
     assert not (tmp_path / "release").exists()

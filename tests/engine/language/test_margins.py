@@ -213,3 +213,12 @@ def test_the_only_one_of_its_kind_is_said_so_when_nothing_else_is_sure():
                inst("k", "kite", 0.1, 0.1, w=0.05, h=0.05))
     simple = [s.program for s in plan(sc) if s.tier == "simple" and s.target_ids == ("o",)]
     assert simple == [P(C("category", "orange"), C("count", 1))]
+
+
+def test_stuff_gets_no_colour_size_or_superlative():
+    trees = inst("t", "tree", 0.5, 0.25, w=1.0, h=0.5, color="black", stuff=True, sup="plant")
+    grass = inst("g", "grass", 0.5, 0.8, w=1.0, h=0.4, color="green", stuff=True, sup="plant")
+    sc = scene(trees, grass, inst("p", "person", 0.3, 0.6))
+    for s in plan(sc):
+        if set(s.target_ids) & {"t", "g"}:
+            assert not {c.kind for c in s.program} & {"color", "size", "superlative"}, s.program.dumps()
