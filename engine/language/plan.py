@@ -210,9 +210,10 @@ class Planner:
         atoms = self._filter_atoms(scene, t)
         for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
-        if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target:
+        if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target and not f.get("stuff"):
             # the only one of its kind, with nothing a viewer can be sure of to add (a close-up
-            # spanning the frame): "the only orange in the picture" says what is certain
+            # spanning the frame): "the only orange in the picture" says what is certain (not of a
+            # stuff region: "the only tree" for a wood of them is wrong)
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
         for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))

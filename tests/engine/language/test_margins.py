@@ -219,6 +219,7 @@ def test_stuff_gets_no_colour_size_or_superlative():
     trees = inst("t", "tree", 0.5, 0.25, w=1.0, h=0.5, color="black", stuff=True, sup="plant")
     grass = inst("g", "grass", 0.5, 0.8, w=1.0, h=0.4, color="green", stuff=True, sup="plant")
     sc = scene(trees, grass, inst("p", "person", 0.3, 0.6))
+    assert not [s for s in plan(sc) if s.program.get("count") is not None and s.target_ids == ("t",)]
     for s in plan(sc):
         if set(s.target_ids) & {"t", "g"}:
             assert not {c.kind for c in s.program} & {"color", "size", "superlative"}, s.program.dumps()
