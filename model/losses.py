@@ -9,26 +9,11 @@ against the union of the target masks. Negatives thus train everything towards "
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-
-@dataclass
-class LossWeights:
-    cls: float = 2.0
-    presence: float = 1.0
-    box_l1: float = 5.0
-    giou: float = 2.0
-    mask_focal: float = 20.0
-    mask_dice: float = 1.0
-    semantic: float = 1.0
-    infonce: float = 1.0
-    anchor: float = 1.0
-    temperature: float = 0.1
-    margin: float = 0.2
+from model.config import LossSection as LossWeights  # the weights are the config's loss section
 
 
 def box_area(b: torch.Tensor) -> torch.Tensor:
