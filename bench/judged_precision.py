@@ -80,7 +80,6 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
                  "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
     items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
-    manifest = pd.read_parquet(release / "manifest.parquet").set_index("text", drop=False)
     verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
     m = pd.read_parquet(release / "manifest.parquet")
     by_text = {(r.tier, r.cardinality, r.text): r for r in m.itertuples(index=False)}
@@ -96,7 +95,6 @@ def run_set(name: str, args) -> dict[str, list[int]]:
             continue
         counts[it.stratum][0] += 1
         counts[it.stratum][1] += v["verdict"] == "correct"
-    del manifest
     if todo:
         pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
     print(f"\n## {name}: {len(items)} sampled, {len(items) - len(todo)} judged, {len(todo)} to judge"

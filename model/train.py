@@ -34,7 +34,7 @@ import torch
 from model.config import TrainConfig, load_train_config
 from model.data import ReleaseData, batches, deal, mask_targets, pixels
 from model.losses import LossWeights, alignment_loss, set_loss
-from model.sam3i import AdapterConfig, Sam3I, TINY_ADAPTERS, build_model, image_size, load_adapters
+from model.sam3i import AdapterConfig, Sam3I, TINY_ADAPTERS, build_model, image_size
 from model.tokenizer import tokenize
 
 STAGE_TIERS = {1: ("simple",), 2: ("complex",), 3: ("concept", "simple", "complex")}

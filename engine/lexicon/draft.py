@@ -18,7 +18,6 @@ The file says it is a draft: a person reviews it, then names it in the config
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from dataclasses import dataclass

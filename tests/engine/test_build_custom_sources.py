@@ -4,9 +4,8 @@ import json
 import re
 
 import pandas as pd
-import pytest
 
-from engine.build import build, sources_of
+from engine.build import build
 from engine.config import load_config
 from engine.sources.ingest import resolve_source
 from tests.custom_data import BOTTLES, FRUITS_NUTS_IMAGES, FRUITS_NUTS_JSON, YOLOSEG, labelme_folder
@@ -49,6 +48,11 @@ def test_a_yolo_segmentation_source_builds_end_to_end(tmp_path):
 def test_a_labelme_folder_builds_end_to_end(tmp_path):
     folder = labelme_folder(tmp_path, 4)
     res, manifest, card = _build(tmp_path, [resolve_source(str(folder))])
+    _check_release(res, manifest, card, ["date", "fig", "hazelnut"])
+
+
+def test_the_labelme_to_coco_fruit_export_builds_end_to_end(tmp_path):
+    res, manifest, card = _build(tmp_path, [resolve_source(str(FRUITS_NUTS_JSON), str(FRUITS_NUTS_IMAGES))])
     _check_release(res, manifest, card, ["date", "fig", "hazelnut"])
 
 

@@ -208,10 +208,7 @@ def test_grammar_sanity_on_random_specs():
 
 
 # ---- custom taxonomies: the planner, this grammar and the checkers agree on dataset names --------
-import re  # noqa: E402
-
 from engine.checks.lexical import LexicalChecker  # noqa: E402
-from engine.checks.nouns import NoCategoryNounChecker  # noqa: E402
 from engine.config import PlanConfig  # noqa: E402
 from engine.generate.base import SpecView  # noqa: E402
 from engine.language.plan import Planner  # noqa: E402

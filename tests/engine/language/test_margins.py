@@ -135,7 +135,6 @@ def test_sure_is_within_exact_within_maybe_on_random_scenes():
     import random
 
     from tests.engine.language.test_plan import random_scene
-    from engine.language.plan import Planner as _P  # noqa: F401  (same planner the pipeline uses)
     progs = [P(C("category", c), C(k, v)) for c in ("dog", "cat", "chair") for k, v in
              (("position", "left"), ("position", "middle"), ("color", "black"), ("size", "small"))]
     progs += [P(C("category", c), C("ordinal", o)) for c in ("dog", "chair") for o in ("left:1", "right:2", "top:1")]
