@@ -40,6 +40,7 @@ HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may
 COLOR_SURE_SHARE = 0.45    # a colour name is sure when this share of the mask has it
 ORD_MIN_GAP = 0.05         # ordinals: neighbours' centroids at least this far apart (frame share) ...
 ORD_GAP_OF_EXTENT = 0.5   # ... and this share of the larger one's extent along the axis
+ORD_SHIFT_OF_EXTENT = 0.3  # ... or, edges agreeing, the whole box shifted this share of its extent
 ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
 ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
@@ -156,6 +157,24 @@ def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
     return {i for i in sure if verdicts[i][0]}, {i for i in maybe if verdicts[i][1]}
 
 
+def _clearly_apart(a: dict, b: dict, coord: str, axis: int, reverse: bool) -> bool:
+    """`a` comes clearly before `b` counting along the axis: their centroids lie far apart for
+    their size, or the whole of `a` is shifted that way (near edge, centroid and far edge each
+    ORD_MIN_GAP ahead, on average a good share of its size), so a viewer who compares edges and
+    one who compares middles agree. A person in mid-stride a step lower in a row is not."""
+    sign = -1.0 if reverse else 1.0
+    gap = sign * (float(b[coord]) - float(a[coord]))
+    if gap < ORD_MIN_GAP:
+        return False
+    ba, bb = _box(a), _box(b)
+    if gap >= ORD_GAP_OF_EXTENT * max(ba[axis + 2] - ba[axis], bb[axis + 2] - bb[axis]):
+        return True
+    near = sign * (bb[axis + 2 if reverse else axis] - ba[axis + 2 if reverse else axis])
+    far = sign * (bb[axis if reverse else axis + 2] - ba[axis if reverse else axis + 2])
+    extent = max(ba[axis + 2] - ba[axis], bb[axis + 2] - bb[axis])
+    return min(near, far) >= ORD_MIN_GAP and (near + gap + far) / 3 >= ORD_SHIFT_OF_EXTENT * extent
+
+
 def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
     I = scene.instances
     side, k = str(value).split(":")
@@ -172,8 +191,7 @@ def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
     # the viewer counts the first k and must also see where the k-th ends: every gap up to the
     # (k+1)-th is clear
     for a, b in zip(order[:k + 1], order[1:k + 1]):
-        extent_ab = max(extent(a), extent(b))
-        if abs(I[a][coord] - I[b][coord]) < max(ORD_MIN_GAP, ORD_GAP_OF_EXTENT * extent_ab):
+        if not _clearly_apart(I[a], I[b], coord, axis, reverse):
             return None
     if extent(order[k - 1]) > ORD_MAX_EXTENT:
         return None   # a table across the whole frame is not "the one on the far right"

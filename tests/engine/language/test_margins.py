@@ -222,3 +222,18 @@ def test_stuff_gets_no_colour_size_or_superlative():
     for s in plan(sc):
         if set(s.target_ids) & {"t", "g"}:
             assert not {c.kind for c in s.program} & {"color", "size", "superlative"}, s.program.dumps()
+
+
+def test_large_objects_are_ordered_when_the_whole_box_is_shifted():
+    # two tall mangoes: the centroids are 0.10 apart, less than half their height, but the top
+    # one's top edge, middle and bottom edge all lie clearly higher: a viewer sees "the topmost"
+    top = inst("a", "mango", 0.55, 0.18, w=0.2, h=0.32)
+    lower = inst("b", "mango", 0.8, 0.28, w=0.2, h=0.28)
+    sc = scene(top, lower, inst("c", "mango", 0.5, 0.8, w=0.2, h=0.3))
+    assert refers_with_margin(P(C("category", "mango"), C("ordinal", "top:1")), sc, {"a"})
+    # the same centroids, but the lower one is taller and reaches as high: edges disagree
+    tall = inst("b", "mango", 0.8, 0.28, w=0.2, h=0.5)
+    sc2 = scene(top, tall, inst("c", "mango", 0.5, 0.8, w=0.2, h=0.3))
+    assert not refers_with_margin(P(C("category", "mango"), C("ordinal", "top:1")), sc2, {"a"})
+    # from the other end: the lowest counts bottom edges and middles the same way
+    assert refers_with_margin(P(C("category", "mango"), C("ordinal", "bottom:1")), sc, {"c"})
