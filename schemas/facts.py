@@ -36,6 +36,7 @@ FACTS = Table(
         ("category_count", pyarrow.int32()),  # non-crowd instances of this category in the image
         ("color", pyarrow.string()),          # dominant colour name of the masked pixels
         ("color_frac", pyarrow.float64()),    # share of masked pixels that have that colour name
+        ("color_palette", pyarrow.string()),  # every colour name with >= 5% of the pixels: "red:0.55,white:0.30"
         ("truncated", pyarrow.bool_()),       # mask touches the image border
         ("truncated_sides", pyarrow.string()),  # comma list of left,right,top,bottom ("" if none)
         ("occlusion", pyarrow.float64()),     # proxy in [0, 1]: share of bbox covered by other masks

@@ -13,7 +13,8 @@ reader. Here every constraint answers, for each instance, *surely*, *maybe* or *
 - size label: sure when area_frac is a factor SIZE_MARGIN past the threshold, and never surely
   "small" when the mask is cut by the border or hidden by others (it may only look small).
 - colour: sure when the dominant colour is the named one with a clear share; maybe when it is
-  the named one or a neighbouring name (gray / black, orange / red ...): look-alikes.
+  the named one or a neighbouring name (gray / black, orange / red ...): look-alikes, or when
+  a good share of the object has it (a second colour of a two-tone object).
 - left_of / right_of / next_to: sure when the facts relate the pair; maybe whenever loose box
   geometry allows it, for *every* object in the image. "Left of the car" reads over the whole
   picture, while the facts only relate near pairs.
@@ -30,6 +31,7 @@ lowest of the green ones), so it must pick the same target with positions and re
 from __future__ import annotations
 
 from engine.language.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Scene, evaluate
+from engine.scene.colors import parse_palette
 
 POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
 POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
@@ -38,6 +40,7 @@ CENTRAL_BAND = (0.25, 0.75)  # "in the centre" with no height word: the target's
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
 COLOR_SURE_SHARE = 0.45    # a colour name is sure when this share of the mask has it
+COLOR_MAYBE_SHARE = 0.20   # ... and may be read into an object with this share of it
 ORD_MIN_GAP = 0.05         # ordinals: neighbours' centroids at least this far apart (frame share) ...
 ORD_GAP_OF_EXTENT = 0.5   # ... and this share of the larger one's extent along the axis
 ORD_SHIFT_OF_EXTENT = 0.3  # ... or, edges agreeing, the whole box shifted this share of its extent
@@ -107,7 +110,9 @@ def _size(f: dict, value: str, small: float, large: float) -> tuple[bool, bool]:
 def _color(f: dict, value: str) -> tuple[bool, bool]:
     exact = f["color"] == value
     sure = exact and float(f["color_frac"]) >= COLOR_SURE_SHARE
-    return sure, exact or f["color"] in COLOR_NEIGHBOURS.get(value, ())
+    # a two-tone object (a white bus with a broad red stripe) may be called by its second colour
+    second = parse_palette(f.get("color_palette", "")).get(value, 0.0) >= COLOR_MAYBE_SHARE
+    return sure, exact or second or f["color"] in COLOR_NEIGHBOURS.get(value, ())
 
 
 def _box(f: dict) -> tuple[float, float, float, float]:

@@ -17,6 +17,7 @@ from engine.config import PlanConfig
 from engine.language.margins import evaluate_with_margin, refers_with_margin
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.taxonomy import subtype_of
+from engine.scene.colors import parse_palette
 
 C = Constraint
 
@@ -329,8 +330,11 @@ class Planner:
             if any(f["category"] == c and f["supercategory"] in self.cfg.no_color_supercategories
                    for f in scene.instances.values()):
                 continue
-            families = {COLOR_FAMILY.get(f["color"]) for f in scene.instances.values() if f["category"] == c}
-            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families]
+            members = [f for f in scene.instances.values() if f["category"] == c]
+            families = {COLOR_FAMILY.get(f["color"]) for f in members}
+            # nor any colour a part of one has: "the red bottle" is no negative beside a red label
+            parts = {name for f in members for name in parse_palette(f.get("color_palette", ""))}
+            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families and col not in parts]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
         # complex: an affordance of an absent vocabulary category, only when the lexicon knows

@@ -77,19 +77,49 @@ def color_name(rgb) -> str:
     return COLOR_NAMES[int(classify(np.asarray(rgb, dtype=np.uint8).reshape(1, 3))[0])]
 
 
+PALETTE_MIN_SHARE = 0.05   # colour names below this share of a region are noise, not a part of it
+
+
+def parse_palette(text: str) -> dict[str, float]:
+    """"red:0.55,white:0.30" -> {"red": 0.55, "white": 0.30} (empty text: no palette)."""
+    out = {}
+    for part in str(text or "").split(","):
+        if ":" in part:
+            name, share = part.split(":")
+            out[name] = float(share)
+    return out
+
+
+def color_summary(rgb: np.ndarray, mask: np.ndarray) -> tuple[str, float, str]:
+    """(dominant colour name, its share, palette) of the masked pixels. The palette names every
+    colour with at least PALETTE_MIN_SHARE of the pixels, "red:0.55,white:0.30": a bottle with a
+    large red label is not safe to call "not red" even when its glass is mostly gray."""
+    counts = _counts(rgb, mask)
+    if counts is None:
+        return "", 0.0, ""
+    shares = counts / counts.sum()
+    best = int(counts.argmax())
+    palette = ",".join(f"{COLOR_NAMES[i]}:{shares[i]:.2f}" for i in np.argsort(-shares, kind="stable")
+                       if shares[i] >= PALETTE_MIN_SHARE)
+    return COLOR_NAMES[best], float(shares[best]), palette
+
+
+def _counts(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    if rgb.shape[:2] != mask.shape:
+        raise ValueError(f"image {rgb.shape[:2]} and mask {mask.shape} differ in size")
+    pixels = rgb[mask]
+    if len(pixels) == 0:
+        return None
+    if len(pixels) > MAX_SAMPLES:
+        pixels = pixels[:: -(-len(pixels) // MAX_SAMPLES)]
+    return np.bincount(classify(pixels), minlength=len(COLOR_NAMES))
+
+
 def dominant_color(rgb: np.ndarray, mask: np.ndarray) -> tuple[str, float]:
     """The most frequent colour name among the masked pixels, and the share of pixels with it.
 
     `rgb` is HxWx3 uint8 and `mask` HxW bool of the same size (pass bbox crops of both: it is
     cheaper). An empty mask gives ("", 0.0).
     """
-    if rgb.shape[:2] != mask.shape:
-        raise ValueError(f"image {rgb.shape[:2]} and mask {mask.shape} differ in size")
-    pixels = rgb[mask]
-    if len(pixels) == 0:
-        return "", 0.0
-    if len(pixels) > MAX_SAMPLES:
-        pixels = pixels[:: -(-len(pixels) // MAX_SAMPLES)]
-    counts = np.bincount(classify(pixels), minlength=len(COLOR_NAMES))
-    best = int(counts.argmax())
-    return COLOR_NAMES[best], float(counts[best] / counts.sum())
+    name, share, _ = color_summary(rgb, mask)
+    return name, share

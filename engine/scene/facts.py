@@ -16,7 +16,7 @@ Per-instance facts beyond geometry:
 - occlusion: share of the instance's bbox covered by the union of the other instances'
   masks. A proxy: it cannot tell "in front" from "behind", and a non-convex object's bbox
   also holds its neighbours; 0 means nothing else is annotated within its box.
-- color / color_frac: engine.scene.colors.dominant_color over the masked pixels.
+- color / color_frac / color_palette: engine.scene.colors.color_summary over the masked pixels.
 
 Relations (subject <relation> object), for pairs of nearby instances only (see `_pairs`):
 - left_of / right_of: the subject's box ends left of the object's box start (within a small
@@ -47,7 +47,7 @@ import pandas as pd
 from scipy import ndimage
 
 from engine.scene import masks
-from engine.scene.colors import dominant_color
+from engine.scene.colors import color_summary
 from engine.config import FactsConfig
 from engine.sources.imageio import load_rgb
 from schemas.facts import FACTS, POS_X, POS_Y, RELATIONS_TABLE
@@ -311,7 +311,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
     facts = []
     for it in items:
         x0, y0, x1, y1 = it.px
-        color, color_frac = dominant_color(rgb[y0:y1, x0:x1], it.crop)
+        color, color_frac, palette = color_summary(rgb[y0:y1, x0:x1], it.crop)
         touching = (x0 < BORDER_PX, x1 > width - BORDER_PX, y0 < BORDER_PX, y1 > height - BORDER_PX)
         area_frac = it.area / image_area
         facts.append({
@@ -334,6 +334,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
             "category_count": count[it.id],
             "color": color,
             "color_frac": color_frac,
+            "color_palette": palette,
             "truncated": any(touching),
             "truncated_sides": ",".join(s for s, t in zip(SIDES, touching) if t),
             "occlusion": occlusion[it.id],

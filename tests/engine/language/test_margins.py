@@ -237,3 +237,21 @@ def test_large_objects_are_ordered_when_the_whole_box_is_shifted():
     assert not refers_with_margin(P(C("category", "mango"), C("ordinal", "top:1")), sc2, {"a"})
     # from the other end: the lowest counts bottom edges and middles the same way
     assert refers_with_margin(P(C("category", "mango"), C("ordinal", "bottom:1")), sc, {"c"})
+
+
+def test_a_second_colour_of_a_two_tone_object_blocks_that_colour():
+    # a white bus with a broad red band: "the red bus" may be read as either bus
+    sc = scene(inst("a", "bus", 0.2, 0.5, color="red", color_frac=0.7, color_palette="red:0.70,gray:0.30"),
+               inst("b", "bus", 0.8, 0.5, color="white", color_frac=0.6, color_palette="white:0.60,red:0.35"))
+    assert not refers_with_margin(P(C("category", "bus"), C("color", "red")), sc, {"a"})
+    plain = scene(inst("a", "bus", 0.2, 0.5, color="red", color_frac=0.7, color_palette="red:0.70,gray:0.30"),
+                  inst("b", "bus", 0.8, 0.5, color="white", color_frac=0.9, color_palette="white:0.90,red:0.06"))
+    assert refers_with_margin(P(C("category", "bus"), C("color", "red")), plain, {"a"})
+
+
+def test_no_colour_negative_for_a_colour_any_part_has():
+    # gray glass bottles with red labels: "the red bottle" is not a safe negative
+    sc = scene(*[inst(f"b{k}", "bottle", 0.2 + 0.3 * k, 0.5, color="gray", color_frac=0.6,
+                      color_palette="gray:0.60,red:0.15,white:0.10") for k in range(3)])
+    negs = [s.program.dumps() for s in plan(sc, negatives_per_image=20) if s.cardinality == "negative" and s.tier == "simple"]
+    assert negs and not [n for n in negs if '"red"' in n]

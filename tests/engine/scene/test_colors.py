@@ -96,3 +96,16 @@ def test_empty_mask_and_size_mismatch():
     assert dominant_color(img, np.zeros((4, 4), bool)) == ("", 0.0)
     with pytest.raises(ValueError, match="differ in size"):
         dominant_color(img, np.zeros((4, 5), bool))
+
+
+def test_palette_lists_every_colour_with_a_real_share_and_parses_back():
+    from engine.scene.colors import color_summary, parse_palette
+    img = np.zeros((10, 10, 3), np.uint8)
+    img[:, :6] = PALETTE["red"]
+    img[:, 6:9] = PALETTE["blue"]
+    img[0, 9] = PALETTE["green"]          # 1 pixel of 100: noise, below the 5% floor
+    img[1:, 9] = PALETTE["yellow"]        # 9 pixels
+    name, share, palette = color_summary(img, np.ones((10, 10), bool))
+    assert (name, share) == ("red", pytest.approx(0.6))
+    assert parse_palette(palette) == {"red": 0.6, "blue": 0.3, "yellow": 0.09}
+    assert color_summary(img, np.zeros((10, 10), bool)) == ("", 0.0, "")
