@@ -127,8 +127,13 @@ class UnitWorker:
         # negatives name things (categories with affordances), not stuff like "wall" or "sky",
         # whose nouns overlap too loosely with present objects ("table", "fruit")
         things = [c for c in self.lexicon.categories() if self.lexicon.affordances(c) and not self.lexicon.is_stuff(c)]
+        holders: dict[str, set[str]] = {}
+        for cat, keys in self.lexicon.affordance_map().items():
+            for k in keys:
+                holders.setdefault(k, set()).add(cat)
         planner = Planner(self.cfg.plan, things, seed=self.cfg.generate.seed,
-                          size_thresholds=(self.cfg.facts.small_frac, self.cfg.facts.large_frac))
+                          size_thresholds=(self.cfg.facts.small_frac, self.cfg.facts.large_frac),
+                          key_holders={k: frozenset(v) for k, v in holders.items()})
         rows = [s.to_row(unit_id) for scene in scenes.values() for s in planner.plan(scene)]
         return SPECS.from_records(rows)
 

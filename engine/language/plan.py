@@ -31,6 +31,7 @@ COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person
 COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm", "brown": "warm",
                 "green": "cool", "blue": "cool", "purple": "cool",
                 "black": "neutral", "white": "neutral", "gray": "neutral"}
+NEGATIVE_KEY_MAX_HOLDERS = 2   # a complex negative's kind fact belongs to at most this many categories
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
 
@@ -80,11 +81,14 @@ def eligible_ids(facts: list[dict], cfg: PlanConfig) -> set[str]:
 
 class Planner:
     def __init__(self, cfg: PlanConfig, known_categories: list[str], seed: int = 0,
-                 size_thresholds: tuple[float, float] = (0.01, 0.10)):
+                 size_thresholds: tuple[float, float] = (0.01, 0.10),
+                 key_holders: dict[str, frozenset[str]] | None = None):
         self.cfg = cfg
         self.known_categories = sorted(known_categories)
         self.seed = seed
         self.size_thresholds = size_thresholds   # the facts' small / large area_frac
+        # affordance key -> every lexicon category that has it (None: only the scene's own map)
+        self.key_holders = key_holders
 
     def _refers(self, program: Program, scene: Scene, targets: set[str]) -> bool:
         """A reader of the program picks exactly `targets`, with margins (engine.language.margins)."""
@@ -276,6 +280,15 @@ class Planner:
                     break
         return out
 
+    def _defining(self, key: str, allowed: set[str]) -> bool:
+        """A kind fact may be denied of a photo only when it belongs to few categories, all of
+        them annotated exhaustively: "an animal with a trunk" is absent when no elephant is
+        marked, but "something with buttons you press" may be an unmarked oven's panel."""
+        if self.key_holders is None:
+            return True
+        holders = self.key_holders.get(key, frozenset())
+        return 0 < len(holders) <= NEGATIVE_KEY_MAX_HOLDERS and holders <= allowed
+
     def _set_apart(self, scene: Scene, atom: Constraint, group: set[str], members: set[str]) -> bool:
         """A group named by position stands apart from the rest of its kind by a clear gap along
         that axis ("the two figs on the left" when the others lie well to the right)."""
@@ -343,6 +356,7 @@ class Planner:
             allowed = set(vocabulary)
             present_aff = {k for f in scene.instances.values() for k in scene.affordances.get(f["category"], ())}
             absent_aff = sorted({k for c, ks in scene.affordances.items() if c in allowed for k in ks} - present_aff)
+            absent_aff = [k for k in absent_aff if self._defining(k, allowed)]
             for k in rng.sample(absent_aff, min(n, len(absent_aff))):
                 out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
         # a negative must match nothing even for a reader who draws the lines loosely

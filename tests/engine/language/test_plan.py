@@ -287,3 +287,23 @@ def test_the_generic_noun_can_be_turned_off_for_cluttered_photos():
         scene = _custom(rows, {"widget"}, unknown={"widget"}, sup=sup)
         specs = Planner(PlanConfig(generic_noun=False), list(AFF)).plan(scene)
         assert any(s.tier == "complex" and s.cardinality == "1:1" for s in specs) is expected
+
+
+def test_complex_negatives_deny_only_kind_facts_of_few_annotated_categories():
+    # "pet" belongs to dog and cat, "sit_on" to chair and bench and, lexicon-wide, sofa; a
+    # photo of a cup from a source annotating all but sofas may deny "barks" or "pet", never
+    # "something you can sit on" (an unmarked sofa may be right there)
+    holders = {"barks": frozenset({"dog"}), "pet": frozenset({"dog", "cat"}), "purrs": frozenset({"cat"}),
+               "sit_on": frozenset({"chair", "bench", "sofa"}), "drink_from": frozenset({"cup"}),
+               "long_neck": frozenset({"giraffe"})}
+    scene = _custom([("cup", 0.5, "white", 900)], vocab=set(AFF))
+    denied = set()
+    for seed in range(30):
+        specs = Planner(PlanConfig(negatives_per_image=6), list(AFF), seed=seed, key_holders=holders).plan(scene)
+        denied |= {s.program.get("affordance").value for s in specs if s.tier == "complex" and s.cardinality == "negative"}
+    assert denied == {"barks", "pet", "purrs", "long_neck"}
+    # a source that does not annotate cats may not deny "pet" (an unmarked cat is a pet)
+    scene = _custom([("cup", 0.5, "white", 900)], vocab=set(AFF) - {"cat"})
+    specs = Planner(PlanConfig(negatives_per_image=6), list(AFF), seed=0, key_holders=holders).plan(scene)
+    assert {s.program.get("affordance").value for s in specs if s.tier == "complex" and s.cardinality == "negative"} \
+        == {"barks", "long_neck"}
