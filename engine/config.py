@@ -76,10 +76,12 @@ class PlanConfig(_Section):
     # overlapping read the same in the picture and in the world.
     relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
     # A category the lexicon knows nothing of gets complex instructions from instance facts under
-    # its supercategory, or else under "the item" / "the object". The generic noun assumes nothing
-    # unannotated in the photo could be called an item; turn it off for cluttered photos (the
-    # supercategory form stays), or give the categories a supercategory in a lexicon extension.
-    generic_noun: bool = True
+    # its supercategory, or else (when this is on) under "the item" / "the object". The generic
+    # noun assumes nothing unannotated in the photo could be called an item, which real photos
+    # seldom grant (a reader counts the unannotated sweets among "the items"), so it is off by
+    # default: turn it on for clean product shots where every object is annotated, or give the
+    # categories a supercategory or entries in a lexicon extension.
+    generic_noun: bool = False
     # A crowd region hides unannotated instances of its category ("the person on the far left"
     # may be someone in the crowd), so no one-instance or group targets in such a category.
     skip_crowded_categories: bool = True

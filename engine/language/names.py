@@ -57,6 +57,20 @@ def readable_noun(name: str) -> str:
     return _words(name)
 
 
+def kind_words(name: str) -> tuple[str, ...]:
+    """The words of a category's kind, without its variant: "GlassBottle_Close" and
+    "GlassBottle_Loose" are both ("glass", "bottle")."""
+    return tuple(re.sub(r"\s*\(.*\)$", "", readable_noun(name)).lower().split())
+
+
+def same_kind(a: str, b: str) -> bool:
+    """Two categories a reader cannot tell apart by name alone: the same kind in two variants, or
+    one kind inside the other ("bottle" and "glass bottle (close)")."""
+    x, y = kind_words(a), kind_words(b)
+    short, long_ = sorted((x, y), key=len)
+    return bool(short) and long_[len(long_) - len(short):] == short
+
+
 def is_placeholder(name: str) -> bool:
     """A name that names no concept ("none", "background", "objects")."""
     return readable_noun(name).lower() in PLACEHOLDER_NAMES or not re.search(r"[A-Za-z]", name)

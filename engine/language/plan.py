@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from engine.config import PlanConfig
 from engine.language.margins import evaluate_with_margin, refers_with_margin
+from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.taxonomy import subtype_of
 from engine.scene.colors import parse_palette
@@ -333,7 +334,9 @@ class Planner:
         rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
         present = scene.categories()
         vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
-        absent = [c for c in vocabulary if c not in present]
+        # nor a variant of a present kind: "glass bottle (loose)" beside closed glass bottles asks
+        # the reader to see what a photo may not show
+        absent = [c for c in vocabulary if c not in present and not any(same_kind(c, p) for p in present)]
         out = []
         for c in rng.sample(absent, min(n, len(absent))):
             out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))

@@ -49,3 +49,12 @@ def test_articles_by_sound(phrase, a):
 def test_a_kind_variant_name_pluralises_the_kind():
     assert plural(readable_noun("GlassBottle_Close")) == "glass bottles (close)"
     assert plural(readable_noun("traffic_light")) == "traffic lights"
+
+
+def test_variants_and_nested_kinds_are_the_same_kind_for_a_reader():
+    from engine.language.names import same_kind
+    assert same_kind("GlassBottle_Close", "GlassBottle_Loose")
+    assert same_kind("bottle", "GlassBottle_Close")
+    assert not same_kind("PlasticBottle_Close", "GlassBottle_Close")
+    assert same_kind("dog", "hot dog")      # conservative: a negative "dog" is not said beside a hot dog
+    assert not same_kind("cat", "dog")

@@ -225,7 +225,7 @@ def test_complex_tier_without_lexicon_uses_instance_facts_under_a_supercategory_
     rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900), ("gadget", 0.9, "red", 900)]
     for sup, head in (("tool", ("supercategory",)), ("", ())):
         scene = _custom(rows, {"widget", "gadget"}, unknown={"widget", "gadget"}, sup=sup)
-        specs = Planner(PlanConfig(), list(AFF)).plan(scene)
+        specs = Planner(PlanConfig(generic_noun=True), list(AFF)).plan(scene)
         cx = [s for s in specs if s.tier == "complex" and s.cardinality == "1:1"]
         assert {s.target_ids[0] for s in cx} == {"i0", "i1", "i2"}
         for s in cx:
@@ -281,11 +281,12 @@ def test_an_ordinal_beside_a_filter_must_read_the_same_counted_either_way():
     assert any(s.target_ids == ("i2",) and s.tier == "simple" for s in specs)     # said another way
 
 
-def test_the_generic_noun_can_be_turned_off_for_cluttered_photos():
+def test_the_generic_noun_is_off_unless_asked_for():
+    # by default a reader's "items" would include unannotated clutter: only a supercategory head
     rows = [("widget", 0.1, "black", 900), ("widget", 0.5, "white", 900)]
     for sup, expected in (("", False), ("tool", True)):
         scene = _custom(rows, {"widget"}, unknown={"widget"}, sup=sup)
-        specs = Planner(PlanConfig(generic_noun=False), list(AFF)).plan(scene)
+        specs = Planner(PlanConfig(), list(AFF)).plan(scene)
         assert any(s.tier == "complex" and s.cardinality == "1:1" for s in specs) is expected
 
 
@@ -307,3 +308,15 @@ def test_complex_negatives_deny_only_kind_facts_of_few_annotated_categories():
     specs = Planner(PlanConfig(negatives_per_image=6), list(AFF), seed=0, key_holders=holders).plan(scene)
     assert {s.program.get("affordance").value for s in specs if s.tier == "complex" and s.cardinality == "negative"} \
         == {"barks", "long_neck"}
+
+
+def test_no_concept_negative_names_a_variant_of_a_present_kind():
+    scene = _custom([("GlassBottle_Close", 0.3, "brown", 900), ("PlasticBottle_Close", 0.7, "white", 900)],
+                    vocab={"GlassBottle_Close", "GlassBottle_Loose", "PlasticBottle_Close", "PlasticBottle_Loose",
+                           "Can"}, unknown=set())
+    named = set()
+    for seed in range(20):
+        for s in Planner(PlanConfig(negatives_per_image=4), list(AFF), seed=seed).plan(scene):
+            if s.cardinality == "negative" and s.tier == "concept":
+                named.add(s.program.get("category").value)
+    assert named == {"Can"}
