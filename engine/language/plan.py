@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 
 from engine.config import PlanConfig
-from engine.language.margins import evaluate_with_margin, refers_with_margin
+from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.taxonomy import subtype_of
@@ -348,9 +348,12 @@ class Planner:
                 continue
             members = [f for f in scene.instances.values() if f["category"] == c]
             families = {COLOR_FAMILY.get(f["color"]) for f in members}
-            # nor any colour a part of one has: "the red bottle" is no negative beside a red label
+            # nor a colour a part of one has or one next to it: "the red bottle" is no negative
+            # beside a red label, nor "the orange bottle" beside amber glass read brown
             parts = {name for f in members for name in parse_palette(f.get("color_palette", ""))}
-            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families and col not in parts]
+            hues = parts - {"black", "white", "gray"}   # a gray part says nothing of blue or green
+            pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families
+                      and col not in parts and not hues & COLOR_NEIGHBOURS[col]]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
         # complex: an affordance of an absent vocabulary category, only when the lexicon knows
