@@ -266,3 +266,14 @@ def test_no_colour_negative_next_to_a_hue_a_part_has():
         negs |= {s.program.get("color").value for s in Planner(PlanConfig(negatives_per_image=20), ["bottle"], seed=seed).plan(sc)
                  if s.cardinality == "negative" and s.tier == "simple"}
     assert "green" in negs and not negs & {"orange", "red", "yellow"}
+
+
+def test_in_the_centre_means_reaching_the_middle_line():
+    # two bottles: the left one stands just inside the middle third but wholly left of the
+    # frame's middle; "the bottle in the middle" would make a reader hesitate
+    left = inst("a", "bottle", 0.40, 0.5, w=0.12, h=0.5)
+    sc = scene(left, inst("b", "bottle", 0.78, 0.5, w=0.12, h=0.5))
+    assert not refers_with_margin(P(C("category", "bottle"), C("position", "center")), sc, {"a"})
+    straddling = inst("a", "bottle", 0.46, 0.5, w=0.12, h=0.5)
+    sc = scene(straddling, inst("b", "bottle", 0.85, 0.5, w=0.12, h=0.5))
+    assert refers_with_margin(P(C("category", "bottle"), C("position", "center")), sc, {"a"})
