@@ -162,10 +162,15 @@ class Planner:
                 if sum(c.kind == "position" for c in combo) > 1 and \
                         len({_axis(c.value) for c in combo if c.kind == "position"}) < 2:
                     continue
+                if n > 1 and any(c.kind == "relation" and len(c.obj) > 1 for c in combo):
+                    # "the bottle in the centre and right of the glass bottle in the centre": a
+                    # described partner is said alone, or the clauses blur into each other
+                    continue
                 cost = sum(COST[c.kind] for c in combo)
                 if n >= min_extra:
                     options.append((n + cost / 10, combo))
-                if n < max_extra:   # a selector counts as one of the extra constraints
+                described = any(c.kind == "relation" and len(c.obj) > 1 for c in combo)
+                if n < max_extra and not described:   # a selector counts as one of the extra constraints
                     axes = {_axis(c.value) for c in combo if c.kind == "position"}
                     for sel in selectors:
                         # "the leftmost dog in the center" is logically sound but reads as a

@@ -320,3 +320,18 @@ def test_no_concept_negative_names_a_variant_of_a_present_kind():
             if s.cardinality == "negative" and s.tier == "concept":
                 named.add(s.program.get("category").value)
     assert named == {"Can"}
+
+
+def test_a_described_partner_is_the_only_clause():
+    # "the cup in the centre and left of the dog at the top" is never planned: a relation whose
+    # object needs its own description stands alone
+    seen = 0
+    for seed in range(60):
+        scene = random_scene(random.Random(seed))
+        for spec in Planner(PlanConfig(min_area_frac=0.005), list(AFF), seed=seed).plan(scene):
+            rels = [c for c in spec.program if c.kind == "relation"]
+            if any(len(c.obj) > 1 for c in rels):
+                seen += 1
+                head = sum(c.kind in ("category", "supercategory", "affordance") for c in spec.program)
+                assert len(spec.program) == head + 1, spec.program
+    assert seen, "no described partner in any scene: the test checks nothing"
