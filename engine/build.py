@@ -171,7 +171,8 @@ def no_complex_categories(instances: pd.DataFrame) -> list[str]:
 
 
 def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.DataFrame,
-            cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
+            cfg: EngineConfig, sources: list[SourceSpec], previous: str | None = None) -> tuple[dict, object]:
+    """Build and publish the release; `previous` (an earlier local release) lends its unchanged shards."""
     from engine.release.publish import build_release
 
     if not instructions["accepted"].any():
@@ -184,7 +185,8 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
     card = dataset_card(rep, cfg, sources, data.quarantine)
     card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
-                         inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version())
+                         inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version(),
+                         previous=previous)
     return rep, info
 
 

@@ -207,6 +207,9 @@ class RayConfig(_Section):
     address: str | None = Field(None, description="None = local ray.init(); else a cluster address")
     stages: dict[str, StageResources] = Field(default_factory=lambda: {"unit": StageResources()})
     max_retries: int = Field(2, ge=0)
+    # Ray's start and stop cost seconds; with fewer pending units than this (and no cluster
+    # address or GPU stage) the units run in the driver process instead (flows/common.py).
+    min_units: int = Field(2, ge=1, description="fewest pending units worth starting a local Ray for")
 
 
 class LexiconConfig(_Section):

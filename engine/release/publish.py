@@ -37,8 +37,6 @@ import socket
 import tempfile
 import time
 import uuid
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -132,19 +130,6 @@ def _read_image(uri: str) -> bytes:
         return storage.read_bytes(uri)
     except Exception as e:
         raise ReleaseError(f"{uri}: cannot read the image ({type(e).__name__}: {e})") from e
-
-
-def _prefetch(fn: Callable, items: list, window: int = 16, threads: int = 8) -> Iterator:
-    """fn over items, in order, with up to `window` calls in flight (S3 image reads are
-    latency-bound; the window bounds the bytes held in memory)."""
-    with ThreadPoolExecutor(threads) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _sha256_file(path: Path) -> str:
@@ -299,10 +284,32 @@ def render_card(card: dict, counts: dict, release_id: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def previous_shards(uri: str | None) -> shard.Reuse | None:
+    """What an earlier local release offers for carrying shards over: content digest -> (file,
+    size, sha256), from its index.json, for shards whose file still has the recorded size.
+    None when there is no such release (or it is on S3: shards are then written afresh)."""
+    if not uri or storage.is_s3(uri):
+        return None
+    try:
+        release = open_release(uri)
+        table = release.index["shardlist"]
+    except (ReleaseError, OSError, ValueError, KeyError):
+        return None
+    offer: dict[str, tuple[Path, int, str]] = {}
+    for s in table:
+        path = Path(uri) / s["url"]
+        want = release.info["files"].get(s["url"], {})
+        if s.get("content") and want.get("sha256") == s["sha256"] and path.is_file() \
+                and path.stat().st_size == s["filesize"]:
+            offer[s["content"]] = (path, s["filesize"], s["sha256"])
+    return offer.get if offer else None
+
+
 def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
-                  code_version: str) -> dict:
-    """Write every release file under `root`; return the `_RELEASE.json` payload (not written)."""
+                  code_version: str, reuse: shard.Reuse | None = None) -> dict:
+    """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
+    `reuse` (previous_shards) offers an earlier release's shards to carry over."""
     images = IMAGES.validate(images)
     instances = INSTANCES.validate(instances)
     instructions = INSTRUCTIONS.validate(instructions)
@@ -319,11 +326,18 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     instr_by_image = dict(tuple(accepted.groupby("image_id")))
     metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
 
-    def samples() -> Iterator[shard.Sample]:
-        rows = list(used.itertuples(index=False))
-        for img, data in zip(rows, _prefetch(_read_image, [r.uri for r in rows])):
+    def load(img) -> Callable[[], bytes]:
+        def read() -> bytes:
+            data = _read_image(img.uri)
             if hashlib.sha256(data).hexdigest() != img.sha256:
                 raise ValueError(f"{img.uri}: image {img.image_id} changed since ingest (sha256 differs)")
+            shard.image_extension(data, img.file_name)   # refuse formats the reader would refuse
+            return data
+        return read
+
+    def samples() -> Iterator[shard.PlannedSample]:
+        # planned from the tables: an image is read only when its shard is written, not carried
+        for img in used.itertuples(index=False):
             inst = inst_by_image.get(img.image_id, instances.iloc[:0])
             meta = {
                 "image": shard.image_record(img, img.split, img.sample_key),
@@ -331,9 +345,10 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                 "targets": shard.target_groups(instr_by_image[img.image_id]),
             }
             metas[img.split].append(meta)
-            yield shard.Sample(img.split, img.sample_key, shard.image_extension(data, img.file_name), data, meta)
+            yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
+                                      shard.encode_json(meta), load(img))
 
-    shards = shard.write_shards(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes)
+    shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
     shard_of_key = {k: s.path for s in shards for k in s.keys}
 
     categories = sam3i_export.category_table(metas["train"] + metas["val"])
@@ -356,7 +371,7 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     index = {
         "name": f"sam3i-{release_id}",
         "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize, "sha256": s.sha256,
-                       "split": s.split} for s in shards],
+                       "split": s.split, "content": s.content} for s in shards],
     }
     (root / "index.json").write_bytes(json.dumps(index, indent=1, sort_keys=True).encode())
     for split in SPLITS:  # wids indexes: one per split, urls relative to the index file
@@ -369,10 +384,12 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                      exported["files"], saco_entries, exported["excluded"])
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
+    known = {s.path: {"sha256": s.sha256, "size": s.filesize} for s in shards}   # hashed while written
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
-            files[p.relative_to(root).as_posix()] = {"sha256": _sha256_file(p), "size": p.stat().st_size}
+            rel = p.relative_to(root).as_posix()
+            files[rel] = known.get(rel) or {"sha256": _sha256_file(p), "size": p.stat().st_size}
     return {
         "format": FORMAT,
         "release_id": release_id,
@@ -600,8 +617,11 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
 
 def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
-                  on_published: Callable[[str], None] | None = None) -> ReleaseInfo:
+                  on_published: Callable[[str], None] | None = None, previous: str | None = None) -> ReleaseInfo:
     """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
+
+    `previous` names an earlier local release: each shard whose samples are unchanged is
+    hard-linked (or copied) from it with its recorded checksum instead of being written.
 
     `on_published(relative_path)` is called after each file reaches its place (tests use it to
     interrupt a publish)."""
@@ -624,7 +644,7 @@ def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, i
         staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
         try:
             payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
-                                    inputs_fingerprint, code_version)
+                                    inputs_fingerprint, code_version, reuse=previous_shards(previous))
             if storage.is_s3(out_uri):
                 _publish_s3(staging, out_uri, payload, cfg, on_published)
             else:
