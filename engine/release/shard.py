@@ -22,16 +22,17 @@ computed while a shard is written.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import pandas as pd
-import webdataset as wds
 
 from engine.sources import imageio
 from engine.scene import masks
@@ -39,6 +40,7 @@ from schemas.specs import TIERS
 
 TAR_MTIME = 0          # fixed member metadata -> reproducible tars
 TAR_OWNER = "sam3i"
+TAR_MODE = 0o444       # what webdataset's TarWriter writes
 TAR_BLOCK = 512
 
 _MAGIC = (
@@ -325,13 +327,24 @@ def _ordered(fn: Callable, items: list, window: int = 16, threads: int = 8) -> I
             yield pending.popleft().result()
 
 
+def _add_sample(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> None:
+    """One sample as webdataset's TarWriter lays it out (members sorted by extension, fixed
+    metadata), written with the standard library: importing webdataset imports torch, seconds
+    of start-up for a writer that needs none of it."""
+    for ext in sorted(members):
+        data = members[ext]
+        ti = tarfile.TarInfo(f"{key}.{ext}")
+        ti.size, ti.mtime, ti.mode = len(data), TAR_MTIME, TAR_MODE
+        ti.uname = ti.gname = TAR_OWNER
+        tar.addfile(ti, io.BytesIO(data))
+
+
 def _write_tar(group: list[PlannedSample], path: Path) -> tuple[int, str]:
     out = _HashingFile(path)
     try:
-        writer = wds.TarWriter(out, encoder=False, mtime=TAR_MTIME, user=TAR_OWNER, group=TAR_OWNER)
-        for s, data in zip(group, _ordered(lambda s: s.load(), group)):
-            writer.write({"__key__": s.key, image_extension(data, s.key): data, "json": s.json_bytes})
-        writer.close()
+        with tarfile.open(fileobj=out, mode="w|") as tar:
+            for s, data in zip(group, _ordered(lambda s: s.load(), group)):
+                _add_sample(tar, s.key, {image_extension(data, s.key): data, "json": s.json_bytes})
     finally:
         out.close()
     return out.size, out.h.hexdigest()
@@ -399,8 +412,6 @@ def write_shards(samples: Iterable[Sample], root: str | Path, max_count: int, ma
 
 def iter_shard_members(path: str | Path) -> Iterator[tuple[str, str, bytes]]:
     """(key, extension, bytes) for each member of a shard, in file order (for checks)."""
-    import tarfile
-
     with tarfile.open(path) as tar:
         for m in tar:
             data = tar.extractfile(m).read()
