@@ -13,7 +13,6 @@ import re
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 _ARTICLES = {"a", "an", "the"}
 
@@ -29,13 +28,18 @@ def _shingles(norm: str) -> set[str]:
 
 
 @lru_cache(maxsize=1)
-def _template() -> MinHash:
-    """The permutations are drawn once: building them per text cost more than hashing it."""
+def _template():
+    """The permutations are drawn once: building them per text cost more than hashing it.
+    datasketch is imported here, not at the top: its package imports scipy (2 s of start-up
+    for processes that never dedup, such as a build driver fanning out to Ray)."""
+    from datasketch import MinHash
+
     return MinHash(num_perm=64, seed=1)
 
 
-def _minhash(norm: str) -> MinHash:
+def _minhash(norm: str):
     t = _template()
+    MinHash = type(t)
     m = MinHash(num_perm=t.num_perm, seed=t.seed, permutations=t.permutations, scheme=t.scheme)
     m.update_batch([s.encode() for s in sorted(_shingles(norm))])   # a min over shingles: order-free
     return m
