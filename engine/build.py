@@ -106,7 +106,11 @@ def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: 
 
 
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
-    res = ingest(sources, cfg.ingest)
+    from engine.sources.ingest import ImageCache
+
+    cache = ImageCache(Path(workdir) / "ingest" / "image_cache.pkl")   # unchanged images are not re-read
+    res = ingest(sources, cfg.ingest, cache=cache)
+    cache.save()
     write_tables(res, workdir / "ingest")  # kept for inspection, also when the build stops here
     require_images(sources, res.images, res.quarantine)
     return Ingested(res.images, res.instances, res.quarantine)
