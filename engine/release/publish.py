@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 RELEASE_MARKER = "_RELEASE.json"
 LOCK_NAME = "_LOCK"
 FORMAT = "sam3i-engine-release/1"
-CONTENT_CONFIG = ("shard_max_count", "shard_max_bytes", "val_fraction")
+CONTENT_CONFIG = ("shard_max_count", "shard_max_bytes", "val_fraction", "shard_by_unit")
 
 
 class ReleaseError(RuntimeError):
@@ -320,8 +320,13 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     images = images.assign(split=assign_splits(images, cfg.val_fraction))
     used = images[images["image_id"].isin(set(accepted["image_id"]))]
     keys = shard.sample_keys(used["image_id"])
-    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index))
-    used = used.sort_values(["split_order", "sample_key"], kind="stable")
+    # units in source order (by their first image's id): appended images land in the last units,
+    # so with shard_by_unit the shards of earlier units stay as they were
+    first = images.groupby("unit_id")[["source_id", "orig_id"]].min().sort_values(["source_id", "orig_id"])
+    unit_rank = {u: k for k, u in enumerate(first.index)} if cfg.shard_by_unit else {}
+    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index),
+                       unit_rank=used["unit_id"].map(unit_rank).fillna(0).astype(int))
+    used = used.sort_values(["split_order", "unit_rank", "sample_key"], kind="stable")
     inst_by_image = dict(tuple(instances.sort_values(["orig_id", "instance_id"]).groupby("image_id")))
     instr_by_image = dict(tuple(accepted.groupby("image_id")))
     metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
@@ -346,10 +351,12 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
             }
             metas[img.split].append(meta)
             yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
-                                      shard.encode_json(meta), load(img))
+                                      shard.encode_json(meta), load(img), group=img.unit_rank)
 
     shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
     shard_of_key = {k: s.path for s in shards for k in s.keys}
+    for split in SPLITS:   # the exports list entries by sample key, however the shards are cut
+        metas[split].sort(key=lambda m: m["image"]["sample_key"])
 
     categories = sam3i_export.category_table(metas["train"] + metas["val"])
     exported = sam3i_export.write_export(root, metas, categories, release_id)

@@ -13,7 +13,8 @@ A sample is two tar members sharing the key `sanitize_key(image_id)`:
     an instruction carrying its text, subtype, cardinality, program and check results.
 
 Shards are `shards/{split}-{index:06d}.tar`, rotated before a sample would push a shard past
-`max_count` samples or `max_bytes` bytes (a single larger sample gets a shard of its own). Tar
+`max_count` samples or `max_bytes` bytes (a single larger sample gets a shard of its own), and
+at every work unit boundary (`release.shard_by_unit`: samples come ordered by unit, then key). Tar
 members have fixed mtime/uid/gid/owner/mode, so the same input gives byte-identical shards:
 a shard's content digest (its keys, image hashes and json hashes) decides its bytes, which lets
 a refresh carry an unchanged shard over from the previous release. Sizes and hashes are
@@ -257,6 +258,7 @@ class PlannedSample:
     image_size: int
     json_bytes: bytes
     load: Callable[[], bytes]
+    group: int = 0     # a new shard starts when it changes (the work unit, with shard_by_unit)
 
     @property
     def tar_bytes(self) -> int:
@@ -364,7 +366,7 @@ def write_planned(samples: Iterable[PlannedSample], root: str | Path, max_count:
     (root / "shards").mkdir(parents=True, exist_ok=True)
     shards: list[ShardInfo] = []
     group: list[PlannedSample] = []
-    split, index, size = None, 0, 0
+    split, index, size, unit = None, 0, 0, None
 
     def close():
         rel = shard_path(split, index)
@@ -384,11 +386,11 @@ def write_planned(samples: Iterable[PlannedSample], root: str | Path, max_count:
         new_split = sample.split != split
         if new_split and any(s.split == sample.split for s in shards):
             raise ValueError(f"samples must come grouped by split; {sample.key} returns to split {sample.split}")
-        if not group or new_split or len(group) >= max_count or size + nbytes > max_bytes:
+        if not group or new_split or sample.group != unit or len(group) >= max_count or size + nbytes > max_bytes:
             if group:
                 close()
                 index = 0 if new_split else index + 1
-            split, size, group = sample.split, 0, []
+            split, size, group, unit = sample.split, 0, [], sample.group
         group.append(sample)
         size += nbytes
     if group:
