@@ -327,8 +327,13 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index),
                        unit_rank=used["unit_id"].map(unit_rank).fillna(0).astype(int))
     used = used.sort_values(["split_order", "unit_rank", "sample_key"], kind="stable")
-    inst_by_image = dict(tuple(instances.sort_values(["orig_id", "instance_id"]).groupby("image_id")))
-    instr_by_image = dict(tuple(accepted.groupby("image_id")))
+    # rows grouped per image once, as plain tuples: per-image DataFrame work cost more than the rest
+    inst_by_image: dict[str, list] = {}
+    for r in instances.sort_values(["orig_id", "instance_id"]).itertuples(index=False):
+        inst_by_image.setdefault(r.image_id, []).append(r)
+    instr_by_image: dict[str, list] = {}
+    for r in accepted.sort_values("instruction_id", kind="stable").itertuples(index=False):
+        instr_by_image.setdefault(r.image_id, []).append(r)
     metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
 
     def load(img) -> Callable[[], bytes]:
@@ -343,10 +348,10 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     def samples() -> Iterator[shard.PlannedSample]:
         # planned from the tables: an image is read only when its shard is written, not carried
         for img in used.itertuples(index=False):
-            inst = inst_by_image.get(img.image_id, instances.iloc[:0])
+            inst = inst_by_image.get(img.image_id, [])
             meta = {
                 "image": shard.image_record(img, img.split, img.sample_key),
-                "instances": [shard.instance_record(r) for r in inst.itertuples(index=False)],
+                "instances": [shard.instance_record(r) for r in inst],
                 "targets": shard.target_groups(instr_by_image[img.image_id]),
             }
             metas[img.split].append(meta)

@@ -118,10 +118,13 @@ def instruction_record(row) -> dict:
     }
 
 
-def target_groups(accepted: pd.DataFrame) -> list[dict]:
-    """Accepted instructions of one image grouped by target, in a deterministic order."""
+def target_groups(accepted: pd.DataFrame | list) -> list[dict]:
+    """Accepted instructions of one image grouped by target, in a deterministic order
+    (a DataFrame, or its rows as itertuples() tuples)."""
     groups: dict[str, dict] = {}
-    for row in accepted.sort_values("instruction_id").itertuples(index=False):
+    rows = (accepted.sort_values("instruction_id").itertuples(index=False) if isinstance(accepted, pd.DataFrame)
+            else sorted(accepted, key=lambda r: r.instruction_id))
+    for row in rows:
         ids = sorted(row.target_ids)
         key = target_key(ids, row.category)
         g = groups.setdefault(key, {
