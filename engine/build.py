@@ -106,7 +106,11 @@ def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: 
 
 
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
-    res = ingest(sources, cfg.ingest)
+    from engine.sources.ingest import ImageCache
+
+    cache = ImageCache(Path(workdir) / "ingest" / "image_cache.pkl")   # unchanged images are not re-read
+    res = ingest(sources, cfg.ingest, cache=cache)
+    cache.save()
     write_tables(res, workdir / "ingest")  # kept for inspection, also when the build stops here
     require_images(sources, res.images, res.quarantine)
     return Ingested(res.images, res.instances, res.quarantine)
@@ -171,7 +175,8 @@ def no_complex_categories(instances: pd.DataFrame) -> list[str]:
 
 
 def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.DataFrame,
-            cfg: EngineConfig, sources: list[SourceSpec]) -> tuple[dict, object]:
+            cfg: EngineConfig, sources: list[SourceSpec], previous: str | None = None) -> tuple[dict, object]:
+    """Build and publish the release; `previous` (an earlier local release) lends its unchanged shards."""
     from engine.release.publish import build_release
 
     if not instructions["accepted"].any():
@@ -184,7 +189,8 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
     card = dataset_card(rep, cfg, sources, data.quarantine)
     card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
-                         inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version())
+                         inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version(),
+                         previous=previous)
     return rep, info
 
 

@@ -194,6 +194,9 @@ class ReleaseConfig(_Section):
     shard_max_count: int = Field(1000, gt=0)
     shard_max_bytes: int = Field(1_000_000_000, gt=0)
     val_fraction: float = Field(0.1, ge=0, le=1)
+    # A shard never spans two work units, so a refresh that changes a few units rewrites only
+    # their shards and carries the others over from the previous release (engine/release/publish.py).
+    shard_by_unit: bool = Field(True, description="start a new shard at every work unit boundary")
     multipart_threshold: int = Field(8 * 1024 * 1024, gt=0)
     upload_attempts: int = Field(4, gt=0, description="whole-file upload tries (S3), with exponential backoff")
     upload_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles per try")
@@ -209,6 +212,9 @@ class RayConfig(_Section):
     address: str | None = Field(None, description="None = local ray.init(); else a cluster address")
     stages: dict[str, StageResources] = Field(default_factory=lambda: {"unit": StageResources()})
     max_retries: int = Field(2, ge=0)
+    # Ray's start and stop cost seconds; with fewer pending units than this (and no cluster
+    # address or GPU stage) the units run in the driver process instead (flows/common.py).
+    min_units: int = Field(2, ge=1, description="fewest pending units worth starting a local Ray for")
 
 
 class LexiconConfig(_Section):

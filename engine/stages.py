@@ -109,8 +109,11 @@ class UnitWorker:
             src = self.cfg.sources.get(sid)
             vocab[sid] = frozenset(vocabulary(src.exhaustive if src else "used", sorted(cats), lex))
         out = {}
+        # each image's rows found once (a per-image filter of the unit's tables grows with the unit)
+        facts_of = dict(tuple(facts.groupby("image_id", sort=False)))
+        relations_of = dict(tuple(relations.groupby("image_id", sort=False))) if len(relations) else {}
         for i in images["image_id"]:
-            scene = Scene.from_tables(i, facts, relations)
+            scene = Scene.from_tables(i, facts_of.get(i, facts.iloc[:0]), relations_of.get(i, relations.iloc[:0]))
             for f in scene.instances.values():
                 f["supercategory"] = lex.supercategory_for(f["category"], f["supercategory"])
                 f["stuff"] = lex.is_stuff(f["category"])

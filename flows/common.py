@@ -8,7 +8,9 @@ engine's work directory, where every finished unit has a completion marker.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from prefect.logging import get_run_logger
 
 from engine import storage
 from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine_config, publish, release_fingerprint,
-                          run_ingest, sources_of)
+                          run_ingest, run_units_locally, sources_of)
 from engine.config import EngineConfig
 from engine.sources.ingest import SourceSpec
 from engine.report import report_markdown
@@ -30,6 +32,48 @@ from flows import progress
 
 LATEST = "LATEST.json"
 TRAIN_DEPLOYMENT = "train-curriculum/default"
+
+
+# ------------------------------------------------------------------ in-process path
+
+# Set by `inline_run()`: the flow's body runs as a plain function in this process, its tasks
+# as plain calls. A small job then pays for no temporary Prefect server (DESIGN.md section 8:
+# its start-up is most of a small build); with a Prefect API configured the CLI runs the flow.
+_INLINE = contextvars.ContextVar("sam3i_inline_run", default=False)
+
+
+@contextlib.contextmanager
+def inline_run():
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
+
+
+def inline() -> bool:
+    return _INLINE.get()
+
+
+def step(task_obj, *args, **kwargs):
+    """Run a coarse task: a Prefect task run, or on the in-process path a plain call."""
+    return task_obj.fn(*args, **kwargs) if inline() else task_obj(*args, **kwargs)
+
+
+def run_logger():
+    """The flow run's logger, or a plain one on the in-process path."""
+    return logging.getLogger("flows") if inline() else get_run_logger()
+
+
+def use_ray(cfg: EngineConfig, pending: list[str]) -> bool:
+    """Fan units out on Ray unless the job is too small for it to pay: fewer pending units than
+    `ray.min_units` (one unit runs on one actor anyway), with no cluster address and no GPU
+    stage configured (those always go to Ray)."""
+    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+        return True
+    if any(r.num_gpus > 0 for r in cfg.ray.stages.values()):
+        return True
+    return len(pending) >= cfg.ray.min_units
 
 
 # ------------------------------------------------------------------ parameters
@@ -116,7 +160,7 @@ def start_run(source, output: str, images, config, overrides, seed, workdir) -> 
     output = absolute(output)
     sources = sources_of(source, images)
     wd = workdir_for(workdir, output)
-    return RunStart(cfg, output, sources, wd, ingest_task(sources, cfg, wd))
+    return RunStart(cfg, output, sources, wd, step(ingest_task, sources, cfg, wd))
 
 
 @task(name="fan-out units", cache_policy=NO_CACHE)
@@ -128,20 +172,26 @@ def fanout_task(data: Ingested, cfg: EngineConfig, store: UnitStore) -> FanoutSu
     reused = sorted(set(units) - set(pending))
     p = progress.current()
     p.start("units", total=len(units), done=len(reused), note=f"{len(reused)} reused")
-    with prefect_api_in_env():
-        stats = run_units_on_ray(data, pending, cfg, store, on_done=lambda u: p.advance("units"))
-    workers = {(s.node, s.pid) for s in stats}
-    p.finish("units", f"{len(pending)} run on {len(workers)} Ray workers, {len(reused)} reused")
+    if use_ray(cfg, pending):
+        with prefect_api_in_env():
+            stats = run_units_on_ray(data, pending, cfg, store, on_done=lambda u: p.advance("units"))
+        where = f"on {len({(s.node, s.pid) for s in stats})} Ray workers"
+    else:
+        run_units_locally(data, pending, cfg, store, on_done=lambda u: p.advance("units"))
+        stats, where = [], "in this process (fewer than ray.min_units)"
+    p.finish("units", f"{len(pending)} run {where}, {len(reused)} reused")
     return FanoutSummary(len(units), reused, pending, [s.to_dict() for s in stats])
 
 
 @task(name="publish release", cache_policy=NO_CACHE)
 def publish_task(output: str, data: Ingested, store: UnitStore, cfg: EngineConfig,
-                 sources: list[SourceSpec]) -> tuple[dict, object]:
+                 sources: list[SourceSpec], previous: dict | None = None) -> tuple[dict, object]:
+    """`previous`: the LATEST.json entry of the release before (its unchanged shards carry over)."""
     p = progress.current()
     p.start("release", note=output)
     facts, instructions = collect(store, data.unit_ids())
-    rep, info = publish(output, data, facts, instructions, cfg, sources)
+    rep, info = publish(output, data, facts, instructions, cfg, sources,
+                        previous=previous["uri"] if previous else None)
     p.finish("release", f"{info.release_id}" + (" (already published)" if info.reused else ""))
     return rep, info
 
@@ -224,5 +274,6 @@ def summary_markdown(s: RunSummary) -> str:
 
 
 def publish_artifact(s: RunSummary) -> None:
-    create_markdown_artifact(summary_markdown(s), key=s.flow, description=f"{s.flow}: {s.message}")
-    get_run_logger().info(s.message)
+    if not inline():  # the in-process path has no Prefect API to hold an artifact
+        create_markdown_artifact(summary_markdown(s), key=s.flow, description=f"{s.flow}: {s.message}")
+    run_logger().info(s.message)

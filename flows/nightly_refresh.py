@@ -1,5 +1,9 @@
 """nightly-refresh: the incremental build, on a cron schedule (flows/serve.py, infra/prefect.yaml).
 
+From the command line (the arguments of `python -m flows.build_dataset`, flows/cli.py):
+
+    python -m flows.nightly_refresh --source ../shared/data/coco-sample --output out/nightly
+
 `output` is a release *root*: each refresh that changes something publishes an immutable
 release to `<output>/releases/<release_id>` and then points `<output>/LATEST.json` at it.
 
@@ -7,18 +11,22 @@ What makes it incremental:
 - unit ids are content hashes and the work directory persists between runs (default
   `.sam3i-work/<hash of output>`), so only units whose images or annotations are new or
   changed are processed; every other unit's outputs are reused;
+- the new release carries over every shard of the previous one whose samples did not change
+  (hard-linked or copied, checksums kept: engine/release/publish.py);
 - the release id is derived from the inputs + config fingerprint (plus release config and code
   version). When it equals the id LATEST.json points at, nothing changed: no unit runs, nothing
   is published, and the run's log and artifact say so.
 """
 from __future__ import annotations
 
+import sys
+
 from prefect import flow
 
 from engine import storage
 from engine.build import release_fingerprint, unit_store
 from flows.common import (RunSummary, fanout_task, planned_release_id, publish_artifact, publish_task,
-                          read_latest, start_run, training_output, write_latest)
+                          read_latest, start_run, step, training_output, write_latest)
 
 RELEASES = "releases"
 
@@ -60,9 +68,9 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
         return summary.to_dict()
 
     before = f"release {latest['release_id']}" if latest else "no release yet"
-    fan = fanout_task(data, cfg, store)
+    fan = step(fanout_task, data, cfg, store)
     target = release_uri(output, release_id)
-    rep, info = publish_task(target, data, store, cfg, sources)
+    rep, info = step(publish_task, target, data, store, cfg, sources, previous=latest)
     write_latest(output, info, release_fingerprint(data, cfg))
     msg = (f"published release {info.release_id} at {target} (was: {before}); "
            f"{len(fan.run)} new or changed units processed, {len(fan.reused)} reused")
@@ -74,3 +82,13 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
         summary.training = start_training(info.uri, training_output(wd, info.release_id))
     publish_artifact(summary)
     return summary.to_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from flows.cli import run_flow_cli
+
+    return run_flow_cli(nightly_refresh, "python -m flows.nightly_refresh", __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,6 +47,7 @@ class UnitStats:
     pid: int
     node: str
     attempt: int = 0
+    cpu_seconds: float = 0.0   # the actor process's CPU time for the unit (wall minus waiting)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,12 +83,12 @@ class UnitActor:
         self.node = f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
     def run(self, unit_id: str, images, instances, attempt: int = 0) -> UnitStats:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = self.worker.run(unit_id, images, instances)
         self.store.write(self.stage, unit_id, result.tables())
         instr = result.instructions
         return UnitStats(unit_id, len(images), len(instr), int(instr["accepted"].sum()) if len(instr) else 0,
-                         time.perf_counter() - t0, os.getpid(), self.node, attempt)
+                         time.perf_counter() - t0, os.getpid(), self.node, attempt, time.process_time() - c0)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

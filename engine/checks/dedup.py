@@ -13,7 +13,6 @@ import re
 from functools import lru_cache
 
 import numpy as np
-from datasketch import MinHash
 
 _ARTICLES = {"a", "an", "the"}
 
@@ -28,20 +27,29 @@ def _shingles(norm: str) -> set[str]:
     return {" ".join(words[i:i + 2]) for i in range(len(words) - 1)} | set(words)
 
 
-def _minhash(norm: str) -> MinHash:
-    m = MinHash(num_perm=64, seed=1)
-    for s in sorted(_shingles(norm)):
-        m.update(s.encode())
+@lru_cache(maxsize=1)
+def _template():
+    """The permutations are drawn once: building them per text cost more than hashing it.
+    datasketch is imported here, not at the top: its package imports scipy (2 s of start-up
+    for processes that never dedup, such as a build driver fanning out to Ray)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=64, seed=1)
+
+
+def _minhash(norm: str):
+    t = _template()
+    MinHash = type(t)
+    m = MinHash(num_perm=t.num_perm, seed=t.seed, permutations=t.permutations, scheme=t.scheme)
+    m.update_batch([s.encode() for s in sorted(_shingles(norm))])   # a min over shingles: order-free
     return m
 
 
 def minhash_similarity(texts: list[str]) -> np.ndarray:
-    hashes = [_minhash(normalise(t)) for t in texts]
-    n = len(texts)
-    sim = np.eye(n)
-    for i in range(n):
-        for j in range(i + 1, n):
-            sim[i, j] = sim[j, i] = hashes[i].jaccard(hashes[j])
+    """Pairwise MinHash Jaccard estimates (MinHash.jaccard: the share of equal hash values)."""
+    h = np.stack([_minhash(normalise(t)).hashvalues for t in texts])
+    sim = (h[:, None, :] == h[None, :, :]).sum(axis=2) / float(h.shape[1])
+    np.fill_diagonal(sim, 1.0)
     return sim
 
 

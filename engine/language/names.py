@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-import inflect
+from engine.language.inflect_import import load_inflect
 
 # A category name that says nothing: export tools write these for a parent or background class.
 PLACEHOLDER_NAMES = frozenset({"", "none", "null", "background", "bg", "object", "objects", "thing", "things",
@@ -25,8 +25,8 @@ _ACRONYM = re.compile(r"^[A-Z][A-Z0-9]+$")
 
 
 @functools.lru_cache(maxsize=1)
-def _engine() -> inflect.engine:
-    return inflect.engine()
+def _engine():
+    return load_inflect().engine()
 
 
 def split_words(name: str) -> list[str]:

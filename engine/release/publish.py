@@ -37,8 +37,6 @@ import socket
 import tempfile
 import time
 import uuid
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -64,7 +62,7 @@ log = logging.getLogger(__name__)
 RELEASE_MARKER = "_RELEASE.json"
 LOCK_NAME = "_LOCK"
 FORMAT = "sam3i-engine-release/1"
-CONTENT_CONFIG = ("shard_max_count", "shard_max_bytes", "val_fraction")
+CONTENT_CONFIG = ("shard_max_count", "shard_max_bytes", "val_fraction", "shard_by_unit")
 
 
 class ReleaseError(RuntimeError):
@@ -132,19 +130,6 @@ def _read_image(uri: str) -> bytes:
         return storage.read_bytes(uri)
     except Exception as e:
         raise ReleaseError(f"{uri}: cannot read the image ({type(e).__name__}: {e})") from e
-
-
-def _prefetch(fn: Callable, items: list, window: int = 16, threads: int = 8) -> Iterator:
-    """fn over items, in order, with up to `window` calls in flight (S3 image reads are
-    latency-bound; the window bounds the bytes held in memory)."""
-    with ThreadPoolExecutor(threads) as pool:
-        pending: deque = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 def _sha256_file(path: Path) -> str:
@@ -299,10 +284,32 @@ def render_card(card: dict, counts: dict, release_id: str) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def previous_shards(uri: str | None) -> shard.Reuse | None:
+    """What an earlier local release offers for carrying shards over: content digest -> (file,
+    size, sha256), from its index.json, for shards whose file still has the recorded size.
+    None when there is no such release (or it is on S3: shards are then written afresh)."""
+    if not uri or storage.is_s3(uri):
+        return None
+    try:
+        release = open_release(uri)
+        table = release.index["shardlist"]
+    except (ReleaseError, OSError, ValueError, KeyError):
+        return None
+    offer: dict[str, tuple[Path, int, str]] = {}
+    for s in table:
+        path = Path(uri) / s["url"]
+        want = release.info["files"].get(s["url"], {})
+        if s.get("content") and want.get("sha256") == s["sha256"] and path.is_file() \
+                and path.stat().st_size == s["filesize"]:
+            offer[s["content"]] = (path, s["filesize"], s["sha256"])
+    return offer.get if offer else None
+
+
 def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
-                  code_version: str) -> dict:
-    """Write every release file under `root`; return the `_RELEASE.json` payload (not written)."""
+                  code_version: str, reuse: shard.Reuse | None = None) -> dict:
+    """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
+    `reuse` (previous_shards) offers an earlier release's shards to carry over."""
     images = IMAGES.validate(images)
     instances = INSTANCES.validate(instances)
     instructions = INSTRUCTIONS.validate(instructions)
@@ -313,28 +320,48 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     images = images.assign(split=assign_splits(images, cfg.val_fraction))
     used = images[images["image_id"].isin(set(accepted["image_id"]))]
     keys = shard.sample_keys(used["image_id"])
-    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index))
-    used = used.sort_values(["split_order", "sample_key"], kind="stable")
-    inst_by_image = dict(tuple(instances.sort_values(["orig_id", "instance_id"]).groupby("image_id")))
-    instr_by_image = dict(tuple(accepted.groupby("image_id")))
+    # units in source order (by their first image's id): appended images land in the last units,
+    # so with shard_by_unit the shards of earlier units stay as they were
+    first = images.groupby("unit_id")[["source_id", "orig_id"]].min().sort_values(["source_id", "orig_id"])
+    unit_rank = {u: k for k, u in enumerate(first.index)} if cfg.shard_by_unit else {}
+    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index),
+                       unit_rank=used["unit_id"].map(unit_rank).fillna(0).astype(int))
+    used = used.sort_values(["split_order", "unit_rank", "sample_key"], kind="stable")
+    # rows grouped per image once, as plain tuples: per-image DataFrame work cost more than the rest
+    inst_by_image: dict[str, list] = {}
+    for r in instances.sort_values(["orig_id", "instance_id"]).itertuples(index=False):
+        inst_by_image.setdefault(r.image_id, []).append(r)
+    instr_by_image: dict[str, list] = {}
+    for r in accepted.sort_values("instruction_id", kind="stable").itertuples(index=False):
+        instr_by_image.setdefault(r.image_id, []).append(r)
     metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
 
-    def samples() -> Iterator[shard.Sample]:
-        rows = list(used.itertuples(index=False))
-        for img, data in zip(rows, _prefetch(_read_image, [r.uri for r in rows])):
+    def load(img) -> Callable[[], bytes]:
+        def read() -> bytes:
+            data = _read_image(img.uri)
             if hashlib.sha256(data).hexdigest() != img.sha256:
                 raise ValueError(f"{img.uri}: image {img.image_id} changed since ingest (sha256 differs)")
-            inst = inst_by_image.get(img.image_id, instances.iloc[:0])
+            shard.image_extension(data, img.file_name)   # refuse formats the reader would refuse
+            return data
+        return read
+
+    def samples() -> Iterator[shard.PlannedSample]:
+        # planned from the tables: an image is read only when its shard is written, not carried
+        for img in used.itertuples(index=False):
+            inst = inst_by_image.get(img.image_id, [])
             meta = {
                 "image": shard.image_record(img, img.split, img.sample_key),
-                "instances": [shard.instance_record(r) for r in inst.itertuples(index=False)],
+                "instances": [shard.instance_record(r) for r in inst],
                 "targets": shard.target_groups(instr_by_image[img.image_id]),
             }
             metas[img.split].append(meta)
-            yield shard.Sample(img.split, img.sample_key, shard.image_extension(data, img.file_name), data, meta)
+            yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
+                                      shard.encode_json(meta), load(img), group=img.unit_rank)
 
-    shards = shard.write_shards(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes)
+    shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
     shard_of_key = {k: s.path for s in shards for k in s.keys}
+    for split in SPLITS:   # the exports list entries by sample key, however the shards are cut
+        metas[split].sort(key=lambda m: m["image"]["sample_key"])
 
     categories = sam3i_export.category_table(metas["train"] + metas["val"])
     exported = sam3i_export.write_export(root, metas, categories, release_id)
@@ -356,7 +383,7 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     index = {
         "name": f"sam3i-{release_id}",
         "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize, "sha256": s.sha256,
-                       "split": s.split} for s in shards],
+                       "split": s.split, "content": s.content} for s in shards],
     }
     (root / "index.json").write_bytes(json.dumps(index, indent=1, sort_keys=True).encode())
     for split in SPLITS:  # wids indexes: one per split, urls relative to the index file
@@ -369,10 +396,12 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                      exported["files"], saco_entries, exported["excluded"])
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
+    known = {s.path: {"sha256": s.sha256, "size": s.filesize} for s in shards}   # hashed while written
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
-            files[p.relative_to(root).as_posix()] = {"sha256": _sha256_file(p), "size": p.stat().st_size}
+            rel = p.relative_to(root).as_posix()
+            files[rel] = known.get(rel) or {"sha256": _sha256_file(p), "size": p.stat().st_size}
     return {
         "format": FORMAT,
         "release_id": release_id,
@@ -600,8 +629,11 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
 
 def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
-                  on_published: Callable[[str], None] | None = None) -> ReleaseInfo:
+                  on_published: Callable[[str], None] | None = None, previous: str | None = None) -> ReleaseInfo:
     """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
+
+    `previous` names an earlier local release: each shard whose samples are unchanged is
+    hard-linked (or copied) from it with its recorded checksum instead of being written.
 
     `on_published(relative_path)` is called after each file reaches its place (tests use it to
     interrupt a publish)."""
@@ -624,7 +656,7 @@ def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, i
         staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
         try:
             payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
-                                    inputs_fingerprint, code_version)
+                                    inputs_fingerprint, code_version, reuse=previous_shards(previous))
             if storage.is_s3(out_uri):
                 _publish_s3(staging, out_uri, payload, cfg, on_published)
             else:

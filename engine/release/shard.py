@@ -13,20 +13,27 @@ A sample is two tar members sharing the key `sanitize_key(image_id)`:
     an instruction carrying its text, subtype, cardinality, program and check results.
 
 Shards are `shards/{split}-{index:06d}.tar`, rotated before a sample would push a shard past
-`max_count` samples or `max_bytes` bytes (a single larger sample gets a shard of its own). Tar
-members have fixed mtime/uid/gid/owner/mode, so the same input gives byte-identical shards.
+`max_count` samples or `max_bytes` bytes (a single larger sample gets a shard of its own), and
+at every work unit boundary (`release.shard_by_unit`: samples come ordered by unit, then key). Tar
+members have fixed mtime/uid/gid/owner/mode, so the same input gives byte-identical shards:
+a shard's content digest (its keys, image hashes and json hashes) decides its bytes, which lets
+a refresh carry an unchanged shard over from the previous release. Sizes and hashes are
+computed while a shard is written.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
+import shutil
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
-import webdataset as wds
 
 from engine.sources import imageio
 from engine.scene import masks
@@ -34,6 +41,7 @@ from schemas.specs import TIERS
 
 TAR_MTIME = 0          # fixed member metadata -> reproducible tars
 TAR_OWNER = "sam3i"
+TAR_MODE = 0o444       # what webdataset's TarWriter writes
 TAR_BLOCK = 512
 
 _MAGIC = (
@@ -110,10 +118,13 @@ def instruction_record(row) -> dict:
     }
 
 
-def target_groups(accepted: pd.DataFrame) -> list[dict]:
-    """Accepted instructions of one image grouped by target, in a deterministic order."""
+def target_groups(accepted: pd.DataFrame | list) -> list[dict]:
+    """Accepted instructions of one image grouped by target, in a deterministic order
+    (a DataFrame, or its rows as itertuples() tuples)."""
     groups: dict[str, dict] = {}
-    for row in accepted.sort_values("instruction_id").itertuples(index=False):
+    rows = (accepted.sort_values("instruction_id").itertuples(index=False) if isinstance(accepted, pd.DataFrame)
+            else sorted(accepted, key=lambda r: r.instruction_id))
+    for row in rows:
         ids = sorted(row.target_ids)
         key = target_key(ids, row.category)
         g = groups.setdefault(key, {
@@ -235,6 +246,65 @@ class ShardInfo:
     filesize: int
     sha256: str
     keys: tuple[str, ...]
+    content: str = ""  # content_digest of its samples: equal digests, byte-identical shards
+    carried: bool = False  # taken over from an earlier release instead of written
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    """A sample known by its image's hash and size before its bytes are read: shards are planned
+    from these, and a shard whose samples all match an earlier release's is carried over
+    without reading a single image. `load()` returns the image bytes (checked by the caller)."""
+    split: str
+    key: str
+    image_sha256: str
+    image_size: int
+    json_bytes: bytes
+    load: Callable[[], bytes]
+    group: int = 0     # a new shard starts when it changes (the work unit, with shard_by_unit)
+
+    @property
+    def tar_bytes(self) -> int:
+        return 2 * TAR_BLOCK + -(-self.image_size // TAR_BLOCK) * TAR_BLOCK + -(-len(self.json_bytes) // TAR_BLOCK) * TAR_BLOCK
+
+
+def planned(sample: Sample) -> PlannedSample:
+    """A Sample whose bytes are already in memory, as a PlannedSample."""
+    return PlannedSample(sample.split, sample.key, hashlib.sha256(sample.image_bytes).hexdigest(),
+                         len(sample.image_bytes), encode_json(sample.meta), lambda: sample.image_bytes)
+
+
+CONTENT_FORMAT = "sam3i-shard/1"   # bump when the tar layout changes: old digests stop matching
+
+
+def content_digest(samples: Iterable[PlannedSample]) -> str:
+    """What decides a shard's bytes: member order, keys, image bytes, json bytes (tar member
+    metadata is fixed). Two shards with equal digests are byte-identical."""
+    h = hashlib.sha256(CONTENT_FORMAT.encode())
+    for s in samples:
+        h.update(f"\n{s.key}\t{s.image_sha256}\t{hashlib.sha256(s.json_bytes).hexdigest()}".encode())
+    return h.hexdigest()
+
+
+class _HashingFile:
+    """A write-only file that hashes and counts what passes through: a shard's sha256 and size
+    come from writing it, never from reading it back."""
+
+    def __init__(self, path: Path):
+        self.f = open(path, "wb")
+        self.h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, b) -> int:
+        self.h.update(b)
+        self.size += len(b)
+        return self.f.write(b)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
 
 
 def tar_size(members: dict[str, bytes]) -> int:
@@ -246,45 +316,107 @@ def shard_path(split: str, index: int) -> str:
     return f"shards/{split}-{index:06d}.tar"
 
 
-def write_shards(samples: Iterable[Sample], root: str | Path, max_count: int, max_bytes: int) -> list[ShardInfo]:
-    """Write samples (already ordered by split, then key) into rotated tar shards under root."""
+def _ordered(fn: Callable, items: list, window: int = 16, threads: int = 8) -> Iterator:
+    """fn over items in order with up to `window` calls in flight (S3 reads are latency-bound;
+    the window bounds the bytes held)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _add_sample(tar: tarfile.TarFile, key: str, members: dict[str, bytes]) -> None:
+    """One sample as webdataset's TarWriter lays it out (members sorted by extension, fixed
+    metadata), written with the standard library: importing webdataset imports torch, seconds
+    of start-up for a writer that needs none of it."""
+    for ext in sorted(members):
+        data = members[ext]
+        ti = tarfile.TarInfo(f"{key}.{ext}")
+        ti.size, ti.mtime, ti.mode = len(data), TAR_MTIME, TAR_MODE
+        ti.uname = ti.gname = TAR_OWNER
+        tar.addfile(ti, io.BytesIO(data))
+
+
+def _write_tar(group: list[PlannedSample], path: Path) -> tuple[int, str]:
+    out = _HashingFile(path)
+    try:
+        with tarfile.open(fileobj=out, mode="w|") as tar:
+            for s, data in zip(group, _ordered(lambda s: s.load(), group)):
+                _add_sample(tar, s.key, {image_extension(data, s.key): data, "json": s.json_bytes})
+    finally:
+        out.close()
+    return out.size, out.h.hexdigest()
+
+
+Reuse = Callable[[str], "tuple[Path, int, str] | None"]
+
+
+def write_planned(samples: Iterable[PlannedSample], root: str | Path, max_count: int, max_bytes: int,
+                  reuse: Reuse | None = None) -> list[ShardInfo]:
+    """Write samples (ordered by split, then key) into rotated tar shards under root.
+
+    Shards are cut from the samples' sizes alone. A shard whose content digest `reuse` knows
+    (it returns the earlier file, its size and sha256) is hard-linked (or copied) from there;
+    the others are written, hashed as they are written. Only one shard's sample list is held."""
     root = Path(root)
     (root / "shards").mkdir(parents=True, exist_ok=True)
     shards: list[ShardInfo] = []
-    writer = None
-    split, index, count, size, keys = None, 0, 0, 0, []
+    group: list[PlannedSample] = []
+    split, index, size, unit = None, 0, 0, None
 
     def close():
-        writer.close()
         rel = shard_path(split, index)
-        data = (root / rel).read_bytes()
-        shards.append(ShardInfo(rel, split, count, len(data), hashlib.sha256(data).hexdigest(), tuple(keys)))
+        digest = content_digest(group)
+        found = reuse(digest) if reuse else None
+        keys = tuple(s.key for s in group)
+        if found is not None:
+            src, nbytes, sha = found
+            _link_or_copy(src, root / rel)
+            shards.append(ShardInfo(rel, split, len(group), nbytes, sha, keys, digest, carried=True))
+        else:
+            nbytes, sha = _write_tar(group, root / rel)
+            shards.append(ShardInfo(rel, split, len(group), nbytes, sha, keys, digest))
 
     for sample in samples:
-        members = sample.members()
-        nbytes = tar_size(members)
+        nbytes = sample.tar_bytes
         new_split = sample.split != split
         if new_split and any(s.split == sample.split for s in shards):
             raise ValueError(f"samples must come grouped by split; {sample.key} returns to split {sample.split}")
-        if writer is None or new_split or count >= max_count or (count and size + nbytes > max_bytes):
-            if writer is not None:
+        if not group or new_split or sample.group != unit or len(group) >= max_count or size + nbytes > max_bytes:
+            if group:
                 close()
                 index = 0 if new_split else index + 1
-            split, count, size, keys = sample.split, 0, 0, []
-            writer = wds.TarWriter(str(root / shard_path(split, index)), encoder=False,
-                                   mtime=TAR_MTIME, user=TAR_OWNER, group=TAR_OWNER)
-        writer.write(members)
-        count, size = count + 1, size + nbytes
-        keys.append(sample.key)
-    if writer is not None:
+            split, size, group, unit = sample.split, 0, [], sample.group
+        group.append(sample)
+        size += nbytes
+    if group:
         close()
     return shards
 
 
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Shards are immutable, so a hard link shares one file between releases; across
+    filesystems it is copied."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def write_shards(samples: Iterable[Sample], root: str | Path, max_count: int, max_bytes: int) -> list[ShardInfo]:
+    """Write in-memory samples (ordered by split, then key) into rotated tar shards under root."""
+    return write_planned((planned(s) for s in samples), root, max_count, max_bytes)
+
+
 def iter_shard_members(path: str | Path) -> Iterator[tuple[str, str, bytes]]:
     """(key, extension, bytes) for each member of a shard, in file order (for checks)."""
-    import tarfile
-
     with tarfile.open(path) as tar:
         for m in tar:
             data = tar.extractfile(m).read()

@@ -72,6 +72,27 @@ def classify(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+_MEMO: np.ndarray | None = None   # packed 24-bit colour -> class index, -1 until first seen
+
+
+def classify_memo(rgb: np.ndarray) -> np.ndarray:
+    """classify(), remembering every colour's class in a 16 MB table for this process: photos
+    repeat colours, so after the first images most pixels are one table lookup instead of
+    thirty array passes. Same answers as classify()."""
+    global _MEMO
+    if _MEMO is None:
+        _MEMO = np.full(1 << 24, -1, dtype=np.int8)
+    rgb = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
+    packed = (rgb[:, 0].astype(np.int32) << 16) | (rgb[:, 1].astype(np.int32) << 8) | rgb[:, 2]
+    out = _MEMO[packed]
+    unseen = out < 0
+    if unseen.any():
+        new = np.unique(packed[unseen])
+        _MEMO[new] = classify(np.stack([new >> 16, (new >> 8) & 255, new & 255], axis=1).astype(np.uint8))
+        out = _MEMO[packed]
+    return out
+
+
 def color_name(rgb) -> str:
     """The basic colour name of one (r, g, b) pixel."""
     return COLOR_NAMES[int(classify(np.asarray(rgb, dtype=np.uint8).reshape(1, 3))[0])]
@@ -112,7 +133,7 @@ def _counts(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         return None
     if len(pixels) > MAX_SAMPLES:
         pixels = pixels[:: -(-len(pixels) // MAX_SAMPLES)]
-    return np.bincount(classify(pixels), minlength=len(COLOR_NAMES))
+    return np.bincount(classify_memo(pixels), minlength=len(COLOR_NAMES))
 
 
 def dominant_color(rgb: np.ndarray, mask: np.ndarray) -> tuple[str, float]:

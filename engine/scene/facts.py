@@ -90,14 +90,12 @@ class _Inst:
 
 
 def _decode(row: dict, width: int, height: int) -> _Inst:
-    m = masks.decode(row["rle"], height, width)
-    ys = np.flatnonzero(m.any(axis=1))
-    xs = np.flatnonzero(m.any(axis=0))
-    if len(ys) == 0:
+    box = (row["bbox_x"], row["bbox_y"], row["bbox_w"], row["bbox_h"]) if "bbox_w" in row else None
+    found = masks.decode_crop(row["rle"], height, width, box)
+    if found is None:
         raise ValueError(f"instance {row['instance_id']} of image {row['image_id']}: empty mask")
-    x0, x1, y0, y1 = int(xs[0]), int(xs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1
-    crop = m[y0:y1, x0:x1].copy()  # a copy: a view would keep the full-frame mask alive
-    del m
+    crop, x0, y0 = found
+    x1, y1 = x0 + crop.shape[1], y0 + crop.shape[0]
     area = int(crop.sum())
     yy, xx = np.nonzero(crop)
     cx = (x0 + xx.mean() + 0.5) / width

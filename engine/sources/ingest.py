@@ -12,7 +12,9 @@ keys), or a store that fails as a whole (S3 unreachable), raises IngestError.
 Work happens in two passes: a json-level pass over records (ids, references, paths), then
 `ingest_image` per image, which reads the image bytes once (hash, header, full decode) and
 decodes that image's masks. `ingest_image` takes and returns plain picklable values so that a
-pipeline can fan it out.
+pipeline can fan it out; here it runs on a thread per CPU, and an `ImageCache` (kept in the
+build's work directory) skips images whose file and records did not change, so a refresh
+neither reads nor decodes them again.
 
 Duplicate ids: exact repeats of a record keep the first copy and quarantine the others;
 copies that disagree are all quarantined, since nothing says which one is right.
@@ -691,13 +693,109 @@ def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]
 # ---------------------------------------------------------------- build
 
 
-def ingest(sources: list[SourceSpec], cfg: IngestConfig | None = None) -> IngestResult:
+def _file_key(job: ImageJob, cfg: IngestConfig) -> str | None:
+    """What decides a local image's outcome without reading it: its record, annotations,
+    categories, licence, the ingest config and the file's identity (device, inode, size,
+    modification and change times of the path it resolves to inside the image folder). None
+    when the outcome cannot be known without reading (S3, missing file, path outside)."""
+    if storage.is_s3(job.image_uri):
+        return None
+    root = os.path.realpath(job.images_root or os.path.dirname(job.image_uri))
+    real = os.path.realpath(job.image_uri)
+    if not _inside(real, root):
+        return None
+    try:
+        st = os.stat(real)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    blob = json.dumps([job.source_id, job.file, job.image_uri, real, job.record, job.annotations,
+                       sorted(job.categories.items()), list(job.license), job.images_root, cfg.model_dump(),
+                       [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ImageCache:
+    """Outcomes of `ingest_image` keyed by `_file_key`, so a refresh neither reads nor decodes
+    an image (or its masks) that did not change. Kept as one pickle in the work directory
+    (`engine.build.run_ingest`), holding only the entries of the latest run."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else None
+        self.entries: dict[str, ImageOutcome] = {}
+        self.used: dict[str, ImageOutcome] = {}
+        self.hits = 0
+        if self.path and self.path.exists():
+            import pickle
+            try:
+                with open(self.path, "rb") as f:
+                    self.entries = pickle.load(f)
+            except Exception:  # a damaged cache is only lost work
+                self.entries = {}
+
+    def get(self, key: str | None) -> ImageOutcome | None:
+        out = self.entries.get(key) if key else None
+        if out is not None:
+            self.hits += 1
+            self.used[key] = out
+        return out
+
+    def put(self, key: str | None, out: ImageOutcome) -> None:
+        if key:
+            self.used[key] = out
+
+    def save(self) -> None:
+        if not self.path:
+            return
+        import pickle
+        import tempfile
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(self.used, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+PARALLEL_MIN_IMAGES = 32   # below this a thread pool costs more than it saves
+
+
+def _run_jobs(jobs: list[ImageJob], cfg: IngestConfig, cache: ImageCache, workers: int) -> list[ImageOutcome]:
+    """ingest_image over jobs, in order: cached outcomes reused, the rest on `workers` threads
+    (image decoding and hashing release the GIL), at most a few jobs ahead of the consumer."""
+    keys = [_file_key(j, cfg) for j in jobs]
+    outs: list[ImageOutcome | None] = [cache.get(k) for k in keys]
+    todo = [i for i, o in enumerate(outs) if o is None]
+    if workers > 1 and len(todo) >= PARALLEL_MIN_IMAGES:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(workers) as pool:
+            for i, out in zip(todo, pool.map(lambda i: ingest_image(jobs[i], cfg), todo)):
+                outs[i] = out
+    else:
+        for i in todo:
+            outs[i] = ingest_image(jobs[i], cfg)
+    for i in todo:
+        cache.put(keys[i], outs[i])
+    return outs
+
+
+def ingest(sources: list[SourceSpec], cfg: IngestConfig | None = None, cache: ImageCache | None = None,
+           workers: int | None = None) -> IngestResult:
     """Ingest every source into one set of tables (deterministic: same input, same rows, same order).
 
     Images and instances are sorted by (source_id, orig_id); quarantine rows by source, file,
-    record type, record id and reason.
+    record type, record id and reason. `cache` (ImageCache) skips images that did not change
+    since it was filled; `workers` threads (default: the CPUs) share the rest.
     """
     cfg = cfg or IngestConfig()
+    cache = cache or ImageCache()
+    if not workers:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     seen: set[str] = set()
     for src in sources:
         if src.source_id != sanitise_source_id(src.source_id):
@@ -713,8 +811,7 @@ def ingest(sources: list[SourceSpec], cfg: IngestConfig | None = None) -> Ingest
         read = read_source(src)        # any format, as a COCO document (engine/sources/)
         jobs, quarantine = _plan_source(src, read.doc)
         quarantine_rows += read.quarantine + quarantine
-        for job in jobs:
-            out = ingest_image(job, cfg)
+        for out in _run_jobs(jobs, cfg, cache, workers):
             if out.image is not None:
                 image_rows.append(out.image)
             instance_rows += out.instances

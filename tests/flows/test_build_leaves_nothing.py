@@ -33,8 +33,10 @@ def _env(tmp_path: Path) -> dict:
 
 
 def _build_cmd(source: str, output: Path, workdir: Path, *sets: str) -> list[str]:
+    # a Prefect flow run (temporary server) and a local Ray even for one unit: what is tested
+    # here is that those services leak nothing and are stopped
     cmd = [sys.executable, "-m", "flows.build_dataset", "--source", source, "--output", str(output),
-           "--workdir", str(workdir)]
+           "--workdir", str(workdir), "--orchestrator", "prefect", "--set", "ray.min_units=1"]
     for s in sets:
         cmd += ["--set", s]
     return cmd

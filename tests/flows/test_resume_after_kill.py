@@ -34,7 +34,7 @@ def cli_env(tmp_path: Path) -> dict:
 
 def build_cmd(output: Path, workdir: Path) -> list[str]:
     cmd = [sys.executable, "-m", "flows.build_dataset", "--source", str(COCO_SAMPLE),
-           "--output", str(output), "--workdir", str(workdir)]
+           "--output", str(output), "--workdir", str(workdir), "--orchestrator", "prefect"]
     for o in OVERRIDES:
         cmd += ["--set", o]
     return cmd
