@@ -112,6 +112,9 @@ class VllmConfig(_Section):
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
     cpu_kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU builds")
     prefix_caching: bool = True
+    # vLLM 0.32's CPU build crashes the engine ("CPU Generator does not use offset") when a seeded
+    # request's prompt is split over steps: turn chunked prefill off for CPU replicas.
+    chunked_prefill: bool = Field(True, description="False: whole prompts per step (needed for seeded sampling on CPU)")
     max_images: int = Field(3, ge=0, description="images per request vLLM accepts (--limit-mm-per-prompt)")
     extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` arguments")
     startup_timeout_s: float = Field(900, gt=0)

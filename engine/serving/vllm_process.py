@@ -58,6 +58,8 @@ def server_command(cfg: VllmConfig, port: int, seed: int) -> list[str]:
             "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
     if cfg.gpu_memory_utilization is not None:
         args += ["--gpu-memory-utilization", str(cfg.gpu_memory_utilization)]
+    if not cfg.chunked_prefill:
+        args += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(max(cfg.max_model_len, 8192))]
     if cfg.max_num_seqs is not None:
         args += ["--max-num-seqs", str(cfg.max_num_seqs)]
     return args + list(cfg.extra_args)
