@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from ray.exceptions import GetTimeoutError, RayError
 
 from engine.config import EngineConfig, VllmConfig
 from engine.serving.vllm_process import VllmProcess, VllmStartError, kill_group
@@ -204,8 +204,9 @@ def _cause(e: Exception) -> str:
 @contextlib.contextmanager
 def owned_engines(cfg: EngineConfig, log_dir: str | Path):
     """The config the unit workers need: with generate.backend=vllm, replicas started for the
-    block and their endpoints in generate.endpoints; otherwise `cfg` unchanged."""
-    if cfg.generate.backend != "vllm":
+    block and their endpoints in generate.endpoints; otherwise, or when generate.endpoints is
+    set already (engines someone else runs, e.g. a bench that keeps them across runs), `cfg`."""
+    if cfg.generate.backend != "vllm" or cfg.generate.endpoints:
         yield cfg
         return
     pool = VllmReplicas(cfg, log_dir).start()
