@@ -59,10 +59,16 @@ class BuildResult:
     message: str = ""
 
 
+RUNTIME_ONLY_VLLM = ("python", "replicas", "num_gpus", "num_cpus", "host", "startup_timeout_s", "health_interval_s",
+                     "max_restarts", "cpu_kv_cache_gib", "gpu_memory_utilization", "max_num_seqs")
+
+
 def config_fingerprint(cfg: EngineConfig) -> str:
     """What decides unit outputs: every section but release/ray, the lexicon extensions'
-    content, plus the code version."""
-    data = cfg.model_dump(exclude={"release", "ray"})
+    content, plus the code version. Where the engines run (the vllm replicas' ports, counts,
+    interpreter, timeouts) does not decide outputs: a resumed build on new replicas reuses units."""
+    data = cfg.model_dump(exclude={"release": True, "ray": True, "generate": {"endpoints": True, "vllm": set(
+        RUNTIME_ONLY_VLLM)}})
     ext = extension_files(cfg)
     lex = files_digest(ext) if ext else ""
     return hashlib.sha256((json.dumps(data, sort_keys=True) + lex + code_version()).encode()).hexdigest()[:16]

@@ -97,10 +97,45 @@ class PlanConfig(_Section):
         return v
 
 
+class VllmConfig(_Section):
+    """generate.backend=vllm: the engines the build owns (pipelines/vllm_replicas.py). Each
+    replica is a Ray actor holding one vLLM OpenAI-compatible server process started from vLLM's
+    own environment (`python`); see engine/serving/vllm_process.py for why not in-process."""
+    python: str | None = Field(None, description="vLLM environment's interpreter; None = $SAM3I_VLLM_HOME/venv/bin/python (infra/vllm-cpu/setup.sh)")
+    model: str | None = Field(None, description="local model folder (nothing is downloaded)")
+    served_model_name: str = Field("model", description="the name requests use")
+    replicas: int = Field(0, ge=0, description="engines; 0 = one per num_gpus of the cluster's GPUs (a CPU-only cluster must set it)")
+    num_gpus: float = Field(1, ge=0, description="GPUs per replica (= tensor_parallel_size on GPUs; 0 for CPU replicas)")
+    num_cpus: float = Field(1, ge=0, description="CPUs Ray reserves per replica")
+    tensor_parallel_size: int = Field(1, ge=1)
+    host: str = "127.0.0.1"
+    max_model_len: int = Field(8192, gt=0)
+    max_num_seqs: int | None = Field(None, gt=0, description="vLLM's batch size cap; None = vLLM's default")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    cpu_kv_cache_gib: int = Field(1, gt=0, description="VLLM_CPU_KVCACHE_SPACE on CPU builds")
+    prefix_caching: bool = True
+    # vLLM 0.32's CPU build crashes the engine ("CPU Generator does not use offset") when a seeded
+    # request's prompt is split over steps: turn chunked prefill off for CPU replicas.
+    chunked_prefill: bool = Field(True, description="False: whole prompts per step (needed for seeded sampling on CPU)")
+    max_images: int = Field(3, ge=0, description="images per request vLLM accepts (--limit-mm-per-prompt)")
+    extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` arguments")
+    startup_timeout_s: float = Field(900, gt=0)
+    health_interval_s: float = Field(2, gt=0, description="seconds between a replica's health checks")
+    max_restarts: int = Field(3, ge=0, description="engine restarts per replica before it is given up")
+
+
 class GenerateConfig(_Section):
     # `template`: the embedded grammar. `openai`: any OpenAI-compatible server (`vllm serve`,
     # llama.cpp) through engine/generate/openai_backend.py; the fields below it configure it.
-    backend: Literal["template", "openai"] = "template"
+    # `vllm`: the same requests to engines the build starts and owns (generate.vllm).
+    backend: Literal["template", "openai", "vllm"] = "template"
+    # express: the model expresses the spec's referring program (program-verified text).
+    # free: the model writes natural text from the picture and facts, with no program to
+    # express; only the mllm_choice check (and sam3i) can verify it, so the policy must require it.
+    mode: Literal["express", "free"] = "express"
+    concurrency: int = Field(1, ge=1, description="specs of a unit in flight at once (model backends): the engine batches them")
+    endpoints: list[str] = Field(default_factory=list, description="set at run time by the vllm replicas: their API roots")
+    vllm: VllmConfig = VllmConfig()
     seed: int = 0
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible API root (ends in /v1)")
     model: str | None = Field(None, description="served model name; None = the server's first model")
@@ -251,6 +286,18 @@ class EngineConfig(_Section):
     dedup: DedupConfig = DedupConfig()
     release: ReleaseConfig = ReleaseConfig()
     ray: RayConfig = RayConfig()
+
+    @model_validator(mode="after")
+    def _free_language_is_choice_checked(self):
+        if self.generate.mode == "free":
+            if self.generate.backend == "template":
+                raise ValueError("generate.mode=free needs a model backend (openai or vllm); the template "
+                                 "backend only expresses programs")
+            lacking = [k for k in POLICY_KEYS if "mllm_choice" not in self.check.policy.get(k, [])]
+            if lacking:
+                raise ValueError(f"generate.mode=free: free text is verified only by the multiple-choice check; "
+                                 f"check.policy must require mllm_choice for {', '.join(lacking)}")
+        return self
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

@@ -50,6 +50,9 @@ def make_generator(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb):
     if backend == "openai":
         from engine.generate.openai_backend import OpenAIGenerator
         return OpenAIGenerator(cfg.generate, lexicon, load=load)
+    if backend == "vllm":
+        from engine.generate.vllm_backend import VllmGenerator
+        return VllmGenerator(cfg.generate, lexicon, load=load)
     raise ValueError(f"generate.backend={backend!r} is not available (embedded default: 'template')")
 
 
@@ -60,9 +63,15 @@ def make_checkers(cfg: EngineConfig, lexicon: Lexicon, load=load_rgb) -> dict:
     wanted = set(cfg.check.extra).union(*cfg.check.policy.values())
     if "mllm_choice" in wanted:
         from engine.checks.mllm_choice import MLLMChoiceChecker
+        http = None
+        if cfg.generate.backend == "vllm" and not cfg.check.mllm.base_url:
+            # the build's own engines answer the questions too (one model, as in the paper)
+            from engine.generate.replicas import ReplicaClient
+            http = ReplicaClient.from_config(cfg.check.mllm, cfg.generate.endpoints)
         checkers["mllm_choice"] = MLLMChoiceChecker(cfg.check.mllm, lexicon, load=load,
                                                     base_url=cfg.check.mllm.base_url or cfg.generate.base_url,
-                                                    no_color_supercategories=cfg.plan.no_color_supercategories)
+                                                    no_color_supercategories=cfg.plan.no_color_supercategories,
+                                                    http=http)
     if "sam3i" in wanted:
         from engine.checks.sam3i import Sam3iChecker
         checkers["sam3i"] = Sam3iChecker(cfg.check.sam3i, cfg.check.sam3i_iou, load=load)
@@ -173,7 +182,9 @@ class UnitWorker:
             "category": _target_category(spec, scene), "program": spec.program.dumps(), "text": text,
             "backend": self.generator.name, "model": self.generator.model,
             "prompt_version": self.generator.prompt_version, "seed": seed, "rounds": rnd + 1,
-            "checks": json.dumps([r.to_json() for r in results]), "accepted": not failed,
+            # `required`: the checks whose pass accepted the row (check.policy), i.e. what verified it
+            "checks": json.dumps([r.to_json() | {"required": r.checker in required} for r in results]),
+            "accepted": not failed,
             "reject_reason": "; ".join(f"{r.checker}: {r.reason}" for r in failed),
         }
 
@@ -198,7 +209,19 @@ class UnitWorker:
         scenes = self.scenes(images, facts, relations)
         specs = self.plan(scenes, unit_id)
         image_rows = {r["image_id"]: r for r in images.to_dict("records")}
-        rows = [self.generate_and_check(SpecView.from_row(s), scenes[s["image_id"]], image_rows[s["image_id"]])
-                for s in specs.to_dict("records")]
+        records = specs.to_dict("records")
+
+        def one(s: dict) -> dict:
+            return self.generate_and_check(SpecView.from_row(s), scenes[s["image_id"]], image_rows[s["image_id"]])
+
+        n = self.cfg.generate.concurrency
+        if n > 1 and len(records) > 1:
+            # specs in flight together: the model server batches them (continuous batching);
+            # rows keep the specs' order
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="spec") as pool:
+                rows = list(pool.map(one, records))
+        else:
+            rows = [one(s) for s in records]
         rows = self.dedup(rows)
         return UnitResult(unit_id, facts, relations, specs, INSTRUCTIONS.from_records(rows))

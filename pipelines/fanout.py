@@ -135,8 +135,12 @@ def run_units_on_ray(data, pending: list[str], cfg: EngineConfig, store: UnitSto
     check_stages(cfg, stage)
     if not pending:
         return []
+    from pipelines.vllm_replicas import owned_engines
+
     with ray_session(cfg, stage):
-        return _drive_pool(data, list(pending), cfg, store, on_done, worker_cls, stage, on_stats)
+        # generate.backend=vllm: the build's own engines, up for the units and stopped after
+        with owned_engines(cfg, store.root.parent / "vllm-logs") as run_cfg:
+            return _drive_pool(data, list(pending), run_cfg, store, on_done, worker_cls, stage, on_stats)
 
 
 def _drive_pool(data, pending, cfg, store, on_done, worker_cls, stage, on_stats) -> list[UnitStats]:

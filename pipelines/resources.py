@@ -104,7 +104,10 @@ def ensure_ray(cfg: EngineConfig, stage: str = "unit") -> bool:
         ray.init(address=address, runtime_env=runtime_env(on_cluster=True), log_to_driver=True)
     else:
         # local: workers inherit this process's environment, credentials included
-        ray.init(address="local", num_cpus=local_num_cpus(res), include_dashboard=False,
+        from pipelines.vllm_replicas import extra_cpus   # the engines' actors need their CPUs too
+
+        ray.init(address="local", num_cpus=local_num_cpus(res) + int(round(extra_cpus(cfg) + 0.49)),
+                 include_dashboard=False,
                  runtime_env=runtime_env(on_cluster=False), log_to_driver=True,
                  object_store_memory=256 * 1024 * 1024)
     return True

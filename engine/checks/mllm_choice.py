@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import random
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -216,7 +217,7 @@ class MLLMChoiceChecker:
     name = "mllm_choice"
 
     def __init__(self, cfg: MLLMChoiceConfig, lexicon: Lexicon | None = None, load=load_rgb,
-                 base_url: str | None = None, no_color_supercategories=("person",)):
+                 base_url: str | None = None, no_color_supercategories=("person",), http=None):
         self.cfg = cfg
         self.no_color = frozenset(no_color_supercategories)
         self.lexicon = lexicon or load_lexicon()
@@ -224,9 +225,11 @@ class MLLMChoiceChecker:
         self.prompt_version = self.prompt.version
         self.load = load
         base = base_url or cfg.base_url
-        if not base:
+        if http is None and not base:
             raise ValueError("the mllm_choice checker needs check.mllm.base_url (or generate.base_url)")
-        self.http = ChatClient.from_config(cfg, base)
+        # `http`: a ready client (engine.generate.replicas.ReplicaClient over the build's engines)
+        self.http = http or ChatClient.from_config(cfg, base)
+        self._lock = threading.Lock()
         self.model = cfg.model or self.http.first_model("set check.mllm.model")
         self.requests = 0
         self.unit_images = UnitImages(load, "check.mllm.send_image")
@@ -266,7 +269,8 @@ class MLLMChoiceChecker:
     def check(self, text: str, spec: SpecView, scene: Scene) -> CheckResult:
         q = self.question(spec, scene)
         message = self.http.chat(self.request_body(text, spec, q))
-        self.requests += 1
+        with self._lock:                 # specs may be checked in threads (generate.concurrency)
+            self.requests += 1
         content = message.get("content") if isinstance(message, dict) else None
         choice = parse_choice(content, q.numbers)
         detail = {"options": q.mapping(), "target": q.target, "choice": choice, "model": self.model,

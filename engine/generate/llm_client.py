@@ -97,24 +97,30 @@ class ChatClient:
             self._client.close()
             self._client = None
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+    def attempt(self, method: str, path: str, body: dict | None = None) -> tuple[dict | None, str]:
+        """One try: (answer, "") or (None, the error) when a retry may help (connection errors,
+        timeouts, 429, 5xx). Raises `self.error` at once for what retrying cannot fix."""
         url = f"{self.base_url}{path}"
+        try:
+            r = self.client.request(method, url, json=body)
+        except httpx.TransportError as e:     # refused, reset, DNS, timeouts
+            return None, f"{type(e).__name__}: {e}"
+        if r.status_code < 400:
+            try:
+                return r.json(), ""
+            except ValueError:
+                raise self.error(f"{method} {url}: answer is not JSON: {r.text[:300]!r}") from None
+        if r.status_code not in RETRY_STATUS:
+            raise self.error(f"{method} {url}: HTTP {r.status_code}: {r.text[:500]}")
+        return None, f"HTTP {r.status_code}: {r.text[:300]}"
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
         tries = self.retries + 1
         delay = self.retry_backoff_s
         for attempt in range(tries):
-            try:
-                r = self.client.request(method, url, json=body)
-            except httpx.TransportError as e:     # refused, reset, DNS, timeouts
-                error = f"{type(e).__name__}: {e}"
-            else:
-                if r.status_code < 400:
-                    try:
-                        return r.json()
-                    except ValueError:
-                        raise self.error(f"{method} {url}: answer is not JSON: {r.text[:300]!r}") from None
-                if r.status_code not in RETRY_STATUS:
-                    raise self.error(f"{method} {url}: HTTP {r.status_code}: {r.text[:500]}")
-                error = f"HTTP {r.status_code}: {r.text[:300]}"
+            data, error = self.attempt(method, path, body)
+            if data is not None:
+                return data
             if attempt + 1 < tries:
                 time.sleep(delay)
                 delay *= 2

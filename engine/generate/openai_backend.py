@@ -25,6 +25,8 @@ from `bind_unit`.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 
@@ -75,6 +77,7 @@ class OpenAIGenerator:
         self.base_url = cfg.base_url.rstrip("/")
         self.load = load
         self.requests = 0                  # chat completions answered, for tests and logs
+        self._count_lock = threading.Lock()   # specs may run in threads (generate.concurrency)
         self.http = ChatClient.from_config(cfg, self.base_url, error=GeneratorServerError)
         self.unit_images = UnitImages(load, "generate.send_image")
         self.model = cfg.model or self._first_model()
@@ -107,7 +110,8 @@ class OpenAIGenerator:
 
     def generate(self, spec: SpecView, scene: Scene, seed: int, feedback: list[str]) -> str:
         message = self.http.chat(self.request_body(spec, scene, seed, feedback))
-        self.requests += 1
+        with self._count_lock:
+            self.requests += 1
         return parse_instruction(message.get("content"))
 
     # -- images (generate.send_image) --------------------------------------------------------
