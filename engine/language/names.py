@@ -64,11 +64,12 @@ def kind_words(name: str) -> tuple[str, ...]:
 
 
 def same_kind(a: str, b: str) -> bool:
-    """Two categories a reader cannot tell apart by name alone: the same kind in two variants, or
-    one kind inside the other ("bottle" and "glass bottle (close)")."""
+    """Two categories of one kind for a reader: the same head noun, in variants ("glass bottle
+    (close)" and "glass bottle (loose)"), in sorts ("plastic bottle", "glass bottle") or one
+    inside the other ("bear", "teddy bear"). A photo of one is a photo where the other may sit
+    unmarked at the border, or be told apart only by what the picture may not show."""
     x, y = kind_words(a), kind_words(b)
-    short, long_ = sorted((x, y), key=len)
-    return bool(short) and long_[len(long_) - len(short):] == short
+    return bool(x) and bool(y) and x[-1] == y[-1]
 
 
 def is_placeholder(name: str) -> bool:

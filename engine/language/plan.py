@@ -339,8 +339,9 @@ class Planner:
         rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
         present = scene.categories()
         vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
-        # nor a variant of a present kind: "glass bottle (loose)" beside closed glass bottles asks
-        # the reader to see what a photo may not show
+        # nor one of a present kind (the same head noun): "glass bottle (loose)" beside closed
+        # glass bottles asks the reader to see what a photo may not show, and "plastic bottle"
+        # in a shoot of glass ones was judged wrong where an unmarked one stood at the border
         absent = [c for c in vocabulary if c not in present and not any(same_kind(c, p) for p in present)]
         out = []
         for c in rng.sample(absent, min(n, len(absent))):
