@@ -32,6 +32,9 @@ COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person
 COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm", "brown": "warm",
                 "green": "cool", "blue": "cool", "purple": "cool",
                 "black": "neutral", "white": "neutral", "gray": "neutral"}
+# Olive and khaki read "brown" to the colour namer and "green" to many people: a brown fig is
+# no place for "the green fig" (a distinction, not a negative, still tells them apart)
+OLIVE = {"green": {"brown"}, "brown": {"green"}}
 NEGATIVE_KEY_MAX_HOLDERS = 2   # a complex negative's kind fact belongs to at most this many categories
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
@@ -358,8 +361,10 @@ class Planner:
             # beside a red label, nor "the orange bottle" beside amber glass read brown
             parts = {name for f in members for name in parse_palette(f.get("color_palette", ""))}
             hues = parts - {"black", "white", "gray"}   # a gray part says nothing of blue or green
+            dominant = {f["color"] for f in members}
             pairs += [(c, col) for col in NEGATIVE_COLORS if COLOR_FAMILY[col] not in families
-                      and col not in parts and not hues & COLOR_NEIGHBOURS[col]]
+                      and col not in parts and not hues & COLOR_NEIGHBOURS[col]
+                      and not dominant & OLIVE.get(col, set())]
         for c, col in rng.sample(pairs, min(n, len(pairs))):
             out.append(Spec(scene.image_id, "simple", "negative", (), Program((C("category", c), C("color", col)))))
         # complex: an affordance of an absent vocabulary category, only when the lexicon knows

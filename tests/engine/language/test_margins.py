@@ -277,3 +277,14 @@ def test_in_the_centre_means_reaching_the_middle_line():
     straddling = inst("a", "bottle", 0.46, 0.5, w=0.12, h=0.5)
     sc = scene(straddling, inst("b", "bottle", 0.85, 0.5, w=0.12, h=0.5))
     assert refers_with_margin(P(C("category", "bottle"), C("position", "center")), sc, {"a"})
+
+
+def test_no_green_negative_for_brown_things():
+    # dried figs read "brown" but look olive: "the green fig" is not a safe negative
+    sc = scene(*[inst(f"f{k}", "fig", 0.2 + 0.3 * k, 0.5, color="brown", color_frac=0.7,
+                      color_palette="brown:0.70,black:0.20") for k in range(3)])
+    negs = set()
+    for seed in range(10):
+        negs |= {s.program.get("color").value for s in Planner(PlanConfig(negatives_per_image=20), ["fig"], seed=seed).plan(sc)
+                 if s.cardinality == "negative" and s.tier == "simple"}
+    assert negs and "green" not in negs
