@@ -121,6 +121,8 @@ class UnitWorker:
         # each image's rows found once (a per-image filter of the unit's tables grows with the unit)
         facts_of = dict(tuple(facts.groupby("image_id", sort=False)))
         relations_of = dict(tuple(relations.groupby("image_id", sort=False))) if len(relations) else {}
+        federated = {r["image_id"]: r for r in images.to_dict("records")
+                     if isinstance(r.get("verified_absent"), str) or isinstance(r.get("not_exhaustive"), str)}
         for i in images["image_id"]:
             scene = Scene.from_tables(i, facts_of.get(i, facts.iloc[:0]), relations_of.get(i, relations.iloc[:0]))
             for f in scene.instances.values():
@@ -129,11 +131,24 @@ class UnitWorker:
                 f["supercategory_says_it"] = bool(f["supercategory"]) and lex.supercategory_names(
                     f["category"], f["supercategory"])
             v = vocab.get(source_of(i), frozenset())
+            if i in federated:
+                v = self._federate(scene, federated[i])
             scene.affordances = lex.affordance_map(scene.categories() | v)
             scene.vocabulary = v
             scene.unknown = frozenset(c for c in scene.categories() | v if lex.entry(c) is None)
             out[i] = scene
         return out
+
+    @staticmethod
+    def _federate(scene: Scene, image: dict) -> frozenset[str]:
+        """An LVIS-style image knows only some categories: those marked in full and those
+        checked absent. Its negatives come from the checked-absent ones alone (whatever the
+        source's vocabulary says: another image's category may sit here unmarked)."""
+        split = lambda v: frozenset(x for x in v.split(",") if x) if isinstance(v, str) else frozenset()
+        scene.incomplete = split(image.get("not_exhaustive"))
+        absent = split(image.get("verified_absent"))
+        scene.verified = (scene.categories() - scene.incomplete) | absent
+        return absent | (scene.categories() - scene.incomplete)
 
     def plan(self, scenes: dict[str, Scene], unit_id: str) -> pd.DataFrame:
         # negatives name things (categories with affordances), not stuff like "wall" or "sky",

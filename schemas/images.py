@@ -23,6 +23,10 @@ IMAGES = Table(
         # which picture the masks are on (engine.sources.imageio): "file" = stored pixel order,
         # "exif:<n>" = EXIF orientation n applied; null in tables from before it was recorded
         ("orientation", pyarrow.string()),
+        # LVIS-style federated annotation (image records' not_exhaustive_category_ids and
+        # neg_category_ids), as comma-joined category names; null where the record has none
+        ("not_exhaustive", pyarrow.string()),
+        ("verified_absent", pyarrow.string()),
     ]),
     checks={
         "width": [pa.Check.gt(0)],
@@ -30,5 +34,5 @@ IMAGES = Table(
         "sha256": [pa.Check.str_length(64, 64)],
     },
     unique=("image_id",),
-    nullable=("license", "license_name", "license_url", "orientation"),  # sources need not give licences
+    nullable=("license", "license_name", "license_url", "orientation", "not_exhaustive", "verified_absent"),  # sources need not give licences
 )

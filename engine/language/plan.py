@@ -102,6 +102,8 @@ class Planner:
     def _object_program(self, scene: Scene, oid: str) -> Program | None:
         """A short description that picks out the related object alone ("the bench")."""
         o = scene.instances[oid]
+        if o["category"] in scene.incomplete:
+            return None   # "the chair" is never definite where chairs are not all marked
         base = Program((C("category", o["category"]),))
         if any(f["iscrowd"] for f in scene.instances.values() if f["category"] == o["category"]):
             return None   # "the person" is never definite next to a crowd of people
@@ -193,7 +195,9 @@ class Planner:
 
     # ---- targets -----------------------------------------------------------------------
     def eligible(self, scene: Scene) -> list[str]:
-        return sorted(eligible_ids(list(scene.instances.values()), self.cfg))
+        # an instance of a category not marked in full is never told apart from its unmarked kin
+        return sorted(i for i in eligible_ids(list(scene.instances.values()), self.cfg)
+                      if scene.instances[i]["category"] not in scene.incomplete)
 
     def plan(self, scene: Scene) -> list[Spec]:
         specs: list[Spec] = []
@@ -235,7 +239,7 @@ class Planner:
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break
-        if not self.kind_keys(scene, f["category"]):
+        if not self.kind_keys(scene, f["category"]) and scene.verified is None:
             # no lexicon knowledge (or not of everything in the picture): instance facts under a noun that does not name the category
             head = self.generic_head(f)
             if len(head) or (self.cfg.generic_noun and not f.get("stuff")):  # "the item at the top" is no way to say "sky"
@@ -244,15 +248,20 @@ class Planner:
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
 
-    @staticmethod
-    def kind_keys(scene: Scene, category: str) -> frozenset[str]:
+    def kind_keys(self, scene: Scene, category: str) -> frozenset[str]:
         """The category's affordance keys, when kind facts are safe here: only if the lexicon
         knows every category in the picture. "The thing you can eat" for the orange is wrong
         beside a mango that the lexicon has never heard of (an unknown category has no keys,
         so the program would say it is not edible)."""
         if scene.unknown & scene.categories():
             return frozenset()
-        return scene.affordances.get(category, frozenset())
+        keys = scene.affordances.get(category, frozenset())
+        if scene.verified is not None:
+            # a federated image: "something you can sit on" also claims every unverified
+            # category that has the key; only keys whose every holder is known here
+            keys = frozenset(k for k in keys if self.key_holders is not None
+                             and self.key_holders.get(k, frozenset()) <= scene.verified)
+        return keys
 
     @staticmethod
     def generic_head(f: dict) -> Program:
@@ -266,7 +275,7 @@ class Planner:
     def _one_to_all(self, scene: Scene, by_cat: dict[str, list[str]], big: set[str]) -> list[Spec]:
         out = []
         for catname, members in sorted(by_cat.items()):
-            if len(members) < 2 or not big & set(members):
+            if len(members) < 2 or not big & set(members) or catname in scene.incomplete:
                 continue
             target = tuple(sorted(members))
             prog = Program((C("category", catname),))
@@ -317,7 +326,7 @@ class Planner:
             heads = [("simple", Program((C("category", catname),)))]
             heads += [("complex", Program((C("affordance", k),))) for k in sorted(self.kind_keys(scene, catname))[:2]]
             first = scene.instances[members[0]]
-            if not self.kind_keys(scene, catname) and (len(self.generic_head(first))
+            if not self.kind_keys(scene, catname) and scene.verified is None and (len(self.generic_head(first))
                                                       or (self.cfg.generic_noun and not first.get("stuff"))):
                 heads.append(("complex", self.generic_head(first)))
             atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
@@ -341,7 +350,8 @@ class Planner:
             return []
         rng = random.Random(f"{self.seed}:{scene.image_id}:neg")
         present = scene.categories()
-        vocabulary = sorted(scene.vocabulary) if scene.vocabulary else self.known_categories
+        vocabulary = sorted(scene.vocabulary) if scene.vocabulary or scene.verified is not None \
+            else self.known_categories
         # nor one of a present kind (the same head noun): "glass bottle (loose)" beside closed
         # glass bottles asks the reader to see what a photo may not show, and "plastic bottle"
         # in a shoot of glass ones was judged wrong where an unmarked one stood at the border
@@ -351,7 +361,7 @@ class Planner:
             out.append(Spec(scene.image_id, "concept", "negative", (), Program((C("category", c),))))
         # simple: a present category with a colour none of its instances has ("the purple dog")
         pairs = []
-        for c in sorted(present):
+        for c in sorted(present - scene.incomplete):   # an unmarked one may have any colour
             if any(f["category"] == c and f["supercategory"] in self.cfg.no_color_supercategories
                    for f in scene.instances.values()):
                 continue

@@ -106,6 +106,10 @@ class Scene:
     affordances: dict[str, frozenset[str]] = field(default_factory=dict)
     vocabulary: frozenset[str] = frozenset()
     unknown: frozenset[str] = frozenset()     # categories the lexicon has no entry for
+    # federated (LVIS-style) images: categories whose instances are not all marked, and the
+    # categories known either way (marked in full, or checked absent); None: all are known
+    incomplete: frozenset[str] = frozenset()
+    verified: frozenset[str] | None = None
 
     @staticmethod
     def from_tables(image_id: str, facts, relations=None, affordances=None) -> "Scene":

@@ -474,6 +474,26 @@ def _read_image(job: ImageJob, cap: int) -> tuple[bytes, str] | None:
                       f"({type(err).__name__}: {err})") from err
 
 
+# LVIS-style federated annotation: per image, the categories whose instances are not all
+# marked, and the categories checked to be absent. Kept by name in the images table.
+FEDERATED_KEYS = {"not_exhaustive": "not_exhaustive_category_ids", "verified_absent": "neg_category_ids"}
+
+
+def _federated_ids(rec: dict) -> list[int]:
+    return [c for key in FEDERATED_KEYS.values() for c in (rec.get(key) or []) if _is_id(c)]
+
+
+def federated_lists(rec: dict, categories: dict[int, tuple[str, str]]) -> dict[str, str | None]:
+    """The image's federated lists as comma-joined category names (None where the record has no
+    such list: an ordinary COCO record). Ids the source does not list as categories are dropped."""
+    out = {}
+    for column, key in FEDERATED_KEYS.items():
+        ids = rec.get(key)
+        out[column] = None if ids is None else ",".join(
+            sorted({categories[c][0] for c in ids if _is_id(c) and c in categories}))
+    return out
+
+
 def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
     """Read one image once (hash, header, decode), then decode its annotations' masks."""
     rec = job.record
@@ -508,6 +528,7 @@ def ingest_image(job: ImageJob, cfg: IngestConfig) -> ImageOutcome:
         "license_name": job.license[0],
         "license_url": job.license[1],
         "orientation": orientation,
+        **federated_lists(rec, job.categories),
     })
     cap = cfg.max_instances_per_image
     for k, ann in enumerate(job.annotations):  # sorted by id, so the kept ones are deterministic
@@ -683,7 +704,9 @@ def _plan_source(src: SourceSpec, doc: dict) -> tuple[list[ImageJob], list[dict]
         ImageJob(source_id=sid, file=f,
                  image_uri=storage.join(src.images_uri, safe_relative_path(rec["file_name"])),
                  images_root=src.images_uri, record=rec, annotations=sorted(by_image.get(rid, []), key=lambda a: a["id"]),
-                 categories={a["category_id"]: categories[a["category_id"]] for a in by_image.get(rid, [])},
+                 categories={c: categories[c] for c in
+                             [a["category_id"] for a in by_image.get(rid, [])] + _federated_ids(rec)
+                             if c in categories},
                  license=licenses.get(rec.get("license"), (None, None)) if _is_id(rec.get("license")) else (None, None))
         for rid, rec in sorted(images.items())
     ]
@@ -710,11 +733,14 @@ def _file_key(job: ImageJob, cfg: IngestConfig) -> str | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    blob = json.dumps([job.source_id, job.file, job.image_uri, real, job.record, job.annotations,
+    blob = json.dumps([OUTCOME_VERSION, job.source_id, job.file, job.image_uri, real, job.record, job.annotations,
                        sorted(job.categories.items()), list(job.license), job.images_root, cfg.model_dump(),
                        [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]],
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+OUTCOME_VERSION = 2   # bump when ingest_image's outcome changes shape (2: federated lists)
 
 
 class ImageCache:

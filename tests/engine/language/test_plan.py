@@ -335,3 +335,28 @@ def test_a_described_partner_is_the_only_clause():
                 head = sum(c.kind in ("category", "supercategory", "affordance") for c in spec.program)
                 assert len(spec.program) == head + 1, spec.program
     assert seen, "no described partner in any scene: the test checks nothing"
+
+
+def test_federated_image_marks_only_what_it_verified():
+    # LVIS: chairs are not all marked here (not_exhaustive), bears were checked absent; every
+    # other category is unknown for this image
+    rows = [("dog", 0.1, "black", 900), ("dog", 0.8, "white", 900), ("chair", 0.5, "red", 900)]
+    scene = _custom(rows, vocab={"dog", "bear"}, sup="")
+    scene.incomplete = frozenset({"chair"})
+    scene.verified = frozenset({"dog", "bear"})
+    holders = {"pet": frozenset({"dog", "cat"}), "barks": frozenset({"dog"}), "sit_on": frozenset({"chair", "bench"})}
+    for seed in range(10):
+        specs = Planner(PlanConfig(negatives_per_image=5), list(AFF), seed=seed, key_holders=holders).plan(scene)
+        chair = scene.instances["i2"]["instance_id"]
+        assert not [s for s in specs if chair in s.target_ids]                       # never a target
+        assert not [s for s in specs if s.cardinality == "1:All" and "chair" in s.program.dumps()]
+        assert not [s for s in specs if any(c.kind == "relation" and c.obj.get("category").value == "chair"
+                                            for c in s.program)]                        # never a landmark
+        neg = {s.program.get("category").value for s in specs if s.tier == "concept" and s.cardinality == "negative"}
+        assert neg <= {"bear"}
+        # "pet" also holds of cats, unverified here: only "barks" may head a complex instruction
+        keys = {c.value for s in specs for c in s.program if c.kind == "affordance"}
+        assert keys <= {"barks"}
+        assert not [s for s in specs if s.tier == "simple" and s.cardinality == "negative"
+                    and s.program.get("category").value == "chair"]
+    assert any(s.target_ids == ("i0",) for s in specs)                                  # dogs still referred to
