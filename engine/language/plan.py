@@ -291,9 +291,12 @@ class Planner:
             # instances that are all annotated one by one
             if any(scene.instances[m]["iscrowd"] for m in members) or len(members) > self.cfg.max_group_category:
                 continue
+            allowed = set(scene.vocabulary) if scene.vocabulary else set(self.known_categories)
             for key in sorted(self.kind_keys(scene, catname)):
                 p = Program((C("affordance", key),))
-                if evaluate(p, scene) == set(members):
+                # "all the things with buttons" claims every such thing, marked or not: only a
+                # kind fact of few categories, all annotated (as for a complex negative)
+                if evaluate(p, scene) == set(members) and self._defining(key, allowed | scene.categories()):
                     out.append(Spec(scene.image_id, "complex", "1:All", target, p))
                     break
         return out

@@ -360,3 +360,14 @@ def test_federated_image_marks_only_what_it_verified():
         assert not [s for s in specs if s.tier == "simple" and s.cardinality == "negative"
                     and s.program.get("category").value == "chair"]
     assert any(s.target_ids == ("i0",) for s in specs)                                  # dogs still referred to
+
+
+def test_complex_all_only_with_a_kind_fact_of_few_categories():
+    # "all the things you can sit on" would claim every unmarked seat; "all animals that bark" not
+    rows = [("dog", 0.2, "black", 900), ("dog", 0.7, "white", 900), ("chair", 0.5, "red", 900), ("chair", 0.9, "red", 900)]
+    scene = _custom(rows, vocab=set(AFF))
+    holders = {"barks": frozenset({"dog"}), "pet": frozenset({"dog", "cat"}), "sit_on": frozenset({"chair", "bench", "sofa"}),
+               "purrs": frozenset({"cat"}), "drink_from": frozenset({"cup"}), "long_neck": frozenset({"giraffe"})}
+    specs = Planner(PlanConfig(), list(AFF), key_holders=holders).plan(scene)
+    keys = {s.program.get("affordance").value for s in specs if s.tier == "complex" and s.cardinality == "1:All"}
+    assert keys and keys <= {"barks", "pet"} and "sit_on" not in keys
