@@ -100,9 +100,14 @@ def atoms(f: dict) -> list:
 def prefer(programs: list, scene) -> list:
     """A person's simple programs, what they wear or do first. Among GROUP or more people an
     ordinal past the first ("the third person from the right") is dropped: people in a row are
-    where viewers miscount."""
+    where viewers miscount. Where clothing or posture tells the person apart, programs that only
+    use frame position and ordinals are dropped."""
     n = sum(is_person(f) and not f.get("iscrowd") for f in scene.instances.values())
     if n >= GROUP:
         programs = [p for p in programs
                     if not any(c.kind == "ordinal" and not str(c.value).endswith(":1") for c in p)]
-    return sorted(programs, key=lambda p: not (set(p.kinds()) & set(KINDS)))
+    worn = [p for p in programs if set(p.kinds()) & set(KINDS)]
+    if worn:
+        # what they wear or do says it: drop "the person on the left" / "the leftmost person"
+        programs = [p for p in programs if p in worn or set(p.kinds()) - {"category", "position", "ordinal"}]
+    return sorted(programs, key=lambda p: p not in worn)
