@@ -1,7 +1,7 @@
 """Judged precision on the shared photos: build, sample, picture, and read back a person's verdicts.
 
     .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
-        [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y]
+        [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y] [--filter people]
 
 For each set it builds a release in-process (engine.build), samples it with engine.verify
 (stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
@@ -11,6 +11,9 @@ carry over to later builds that produce the same instruction; a changed instruct
 verdict. Items without one are written to <out>/<set>/to_judge.csv (with their picture paths):
 look at each picture, decide whether the text picks out exactly the highlighted mask(s) for a
 reader who has not seen the facts, and append a row to the verdict file.
+
+`--filter people` keeps only the sampled items whose targets are people (use a large
+--per-stratum: the filter applies after sampling).
 
 Prints, per set and stratum, judged / correct / precision with its 95% Wilson interval, and the
 overall figure last.
@@ -87,6 +90,8 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     todo = []
     for it in items.itertuples(index=False):
         r = by_text[(it.tier, it.cardinality, it.text)]
+        if args.filter == "people" and r.category != "person":
+            continue
         k = key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text)
         v = verdicts.get(k)
         if v is None:
@@ -114,6 +119,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/judged")
     ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--filter", choices=["people"], help="judge only items about people")
     args = ap.parse_args()
     total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name in args.sets:

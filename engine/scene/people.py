@@ -42,6 +42,7 @@ POSTURES = ("standing", "sitting", "lying")
 
 UPPER_BAND = (0.24, 0.48)   # torso: share of the whole figure's height, from its top
 LOWER_BAND = (0.58, 0.86)   # legs
+SEATED_UPPER_BAND = (0.25, 0.5)  # torso of a seated figure (head, torso, then thighs and shins)
 TORSO_SHOULDER = 0.75      # a figure cut by the frame: its shoulders are this share of its body width
 MIN_FIGURE_PX = 80          # mask height (pixels) below which no garment is read
 MIN_REGION_PX = 150         # non-skin pixels a region needs for a garment colour
@@ -57,6 +58,7 @@ NOT_SITTING_ASPECT = 2.8    # a figure this tall and unsupported is surely not s
 NOT_LYING_ASPECT = 1.3      # ... this tall is surely not lying
 LYING_ASPECT = 1.8          # width / height of a lying figure
 NOT_STANDING_WIDE = 1.2     # width / height at which a figure is surely not standing
+HIPS = 0.6                  # a seated figure's hips: this share of its height from the top
 FEET_HIDDEN = 0.15          # share of the figure's lowest rows covered by another mask: feet may be hidden
 
 
@@ -89,8 +91,11 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     L, a, b = lab[:, 0], lab[:, 1], lab[:, 2]
     chroma = np.hypot(a, b)
     hue = np.degrees(np.arctan2(b, a))
-    floor = np.where(L < 30, 3.0, np.where(L > 75, 8.0, 5.0))
-    return (hue >= 15) & (hue <= 85) & (chroma >= floor) & (chroma <= 55) & (L >= 5) & (L <= 95)
+    floor = np.where(L < 30, 3.0, 4.0)
+    skin = (hue >= 15) & (hue <= 85) & (chroma >= floor) & (chroma <= 55) & (L >= 5) & (L <= 95)
+    # highlights on light skin are nearly white but still warm: never let them read as a white garment
+    highlight = (L > 90) & (b > 5) & (hue >= 15) & (hue <= 110)
+    return skin | highlight
 
 
 # ---- regions --------------------------------------------------------------------------------
@@ -183,13 +188,15 @@ def _covered_rows(item, others, lo: float) -> float:
 
 
 def _on_seat(item, seats) -> bool:
-    """The person's lower half overlaps a seat's mask and its bottom ends inside the seat's box."""
+    """The person's lower half overlaps or touches a seat's mask, and the seat's top is at the
+    person's hip height (someone standing behind a chair has hips well above its seat)."""
     x0, y0, x1, y1 = item.px
     mid = y0 + (y1 - y0) // 2
     for s in seats:
         sx0, sy0, sx1, sy1 = s.px
-        if not (sy0 <= y1 <= sy1 + 0.1 * (sy1 - sy0)):
-            continue
+        hips = y0 + HIPS * (y1 - y0)
+        if not (sy0 - 0.2 * (y1 - y0) <= hips <= sy1 and y0 < sy0):
+            continue      # a seat's top at hip height, the person rising above it
         ax0, ay0, ax1, ay1 = max(x0, sx0), max(mid, sy0), min(x1, sx1), min(y1, sy1)
         if ax0 >= ax1 or ay0 >= ay1:
             continue
@@ -250,6 +257,8 @@ def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str) -> dict:
         tall = h / max(w, 1)
         if not bottom and decided_posture == "standing":
             bands = {"upper": UPPER_BAND, "lower": LOWER_BAND}
+        elif not bottom and decided_posture == "sitting":
+            bands = {"upper": SEATED_UPPER_BAND}
         else:     # cut by the frame, hidden in part, or seated: the torso below the head's width profile
             torso = _torso_rows(crop)
             if torso is not None:
