@@ -50,13 +50,17 @@ def written_garment(value: str, color_words: list[str], rng) -> str:
 
 
 POSTURE_PHRASES = {
-    "standing": ("standing", "standing up", "on their feet"),
-    "sitting": ("sitting", "sitting down", "seated"),
+    "standing": ("standing up", "on their feet", "standing"),
+    "sitting": ("sitting down", "seated", "sitting"),
     "lying": ("lying down", "lying"),
 }
+# written: never a bare "sitting" / "standing" / "lying", which with a position after it reads
+# as a relation ("sitting, on the left" -> "sitting on the left")
+WRITTEN_POSTURES = {"standing": ("standing up", "on their feet"), "sitting": ("sitting down", "seated"),
+                    "lying": ("lying down",)}
 # one-word forms written before the noun ("the seated person"); the checker reads all of them
 POSTURE_ADJECTIVES = {"standing": ("standing",), "sitting": ("seated", "sitting"), "lying": ()}
 
 
 def written_posture(value: str, rng) -> str:
-    return rng.choice(POSTURE_PHRASES[value])
+    return rng.choice(WRITTEN_POSTURES[value])
