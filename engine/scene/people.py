@@ -170,7 +170,7 @@ def region_color(pixels: np.ndarray) -> tuple[str, float, dict[str, float]]:
 # ---- per person -----------------------------------------------------------------------------
 
 def is_person(row: dict) -> bool:
-    return row.get("supercategory") in PERSON_SUPERCATEGORIES
+    return row.get("supercategory") in PERSON_SUPERCATEGORIES or row.get("category") == "person"
 
 
 def _covered_rows(item, others, lo: float) -> float:
