@@ -58,6 +58,7 @@ NOT_SITTING_ASPECT = 2.8    # a figure this tall and unsupported is surely not s
 NOT_LYING_ASPECT = 1.3      # ... this tall is surely not lying
 LYING_ASPECT = 1.8          # width / height of a lying figure
 NOT_STANDING_WIDE = 1.2     # width / height at which a figure is surely not standing
+OCCLUDER_MAX_AREA = 5.0     # a mask this many times the person's area is ground or backdrop, not an occluder
 HIPS = 0.6                  # a seated figure's hips: this share of its height from the top
 FEET_HIDDEN = 0.15          # share of the figure's lowest rows covered by another mask: feet may be hidden
 
@@ -237,6 +238,10 @@ def posture(item, sides: tuple[bool, bool, bool, bool], seats, mounts, others) -
     return "", ",".join(p for p in POSTURES if p in maybe)
 
 
+def _contains(outer, inner) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
+
+
 def _overlaps(a, b) -> bool:
     x0, y0 = max(a.px[0], b.px[0]), max(a.px[1], b.px[1])
     x1, y1 = min(a.px[2], b.px[2]), min(a.px[3], b.px[3])
@@ -291,7 +296,10 @@ def people_facts(items, rgb: np.ndarray, width: int, height: int, border_px: int
             continue
         x0, y0, x1, y1 = it.px
         sides = (x0 < border_px, x1 > width - border_px, y0 < border_px, y1 > height - border_px)
-        others = [o for o in items if o is not it]
+        # what may hide the feet: an object, not a region the person stands in (grass, floor: far
+        # larger masks) nor a crowd region
+        others = [o for o in items if o is not it and not _contains(o.px, it.px)
+                  and not o.row.get("iscrowd") and o.area <= OCCLUDER_MAX_AREA * it.area]
         p, maybe = posture(it, sides, seats, mounts, others)
         row = garments(it, rgb[y0:y1, x0:x1], sides, p)
         row.update(posture=p, posture_maybe=maybe)
