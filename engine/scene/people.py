@@ -23,8 +23,9 @@ Posture is said only where the mask decides it, conservatively:
 - lying: a wide, low mask (width >= LYING_ASPECT x height), not cut at the sides;
 - sitting: the mask overlaps a seat (chair, couch, bench, toilet) in its lower half, its
   bottom ends within the seat, and it is not tall and thin;
-- standing: a whole, tall figure (height >= STANDING_ASPECT x width), its feet not hidden by
-  another mask, not on a seat or a mount (a rider sits).
+- standing: a whole, tall figure (height >= STANDING_ASPECT x width) that ends in legs (not a
+  torso cut off by an unannotated counter), its feet not hidden by another mask, not on a seat
+  or a mount (a rider sits).
 `posture_maybe` lists the postures a viewer might still read (all three when nothing is decided),
 for the margin rule.
 """
@@ -51,6 +52,12 @@ MIN_SHARE = 0.5             # the garment's colour name alone ...
 AGREE = 0.72                # share of the non-skin pixels that must have the garment's colour name
 DARK_MAX_SKIN = 0.2         # black / gray garments: at most this share of the region may be skin
 SHADES = {"white": ("gray",), "black": ("gray",), "gray": ()}   # names a colour takes in shade (others: black)
+BLACK_MAX_L = 20.0          # a black garment: its black-named pixels average at most this CIELAB lightness
+HEAD_NARROWER = 0.7         # a head is at most this share of the body's width
+HEAD_ROWS = 0.15            # the head: this top share of a figure's height
+MIN_FACE_SKIN = 0.15        # a black top needs this share of skin in the head rows: from behind, hair covers the back
+LEGS_NARROWER = 0.85        # a whole figure: its lowest rows are narrower than its torso ...
+LEGS_APART = 0.4            # ... or this share of them show two legs
 GARMENT_COLORS = tuple(c for c in COLOR_NAMES if c != "brown")
 HIST_MIN = 0.05             # histogram entries below this share are left out
 STANDING_ASPECT = 2.3       # height / width of a whole standing figure
@@ -123,6 +130,8 @@ def _torso_rows(crop: np.ndarray) -> tuple[float, float] | None:
     rows = np.flatnonzero(widths >= TORSO_SHOULDER * body)
     if len(rows) == 0 or rows[0] < 0.08 * body:
         return None          # no head above the shoulders: the head itself may be cut
+    if float(np.median(widths[:rows[0]])) > HEAD_NARROWER * body:
+        return None          # no head narrower than the body above it: the band may be hair or a hood
     r0, r1 = rows[0] + 0.15 * body, rows[0] + 0.9 * body
     if r1 > h:
         return None          # not enough torso visible
@@ -163,6 +172,8 @@ def region_color(pixels: np.ndarray) -> tuple[str, float, dict[str, float]]:
     # folds and shade: a white shirt reads partly gray, a red one partly black
     shaded = share + sum(float(counts[COLOR_NAMES.index(n)]) for n in SHADES.get(name, ("black",)))
     skin_share = float(skin.mean())
+    if name == "black" and float(rgb_to_lab(rest[names == best])[:, 0].mean()) > BLACK_MAX_L:
+        return "", share, hist        # dark olive or navy in shade is not a black top
     if share < MIN_SHARE or shaded < AGREE or name not in GARMENT_COLORS or (name in ("black", "gray") and skin_share > DARK_MAX_SKIN):
         return "", share, hist
     return name, share, hist
@@ -232,7 +243,7 @@ def posture(item, sides: tuple[bool, bool, bool, bool], seats, mounts, others) -
         maybe.discard("standing")
     if whole and tall >= NOT_SITTING_ASPECT and not seated and not mounted:
         maybe.discard("sitting")
-    if whole and tall >= STANDING_ASPECT and not seated and not mounted and \
+    if whole and tall >= STANDING_ASPECT and not seated and not mounted and _has_legs(item.crop) and \
             _covered_rows(item, others, 0.8) < FEET_HIDDEN:
         return "standing", "standing"
     return "", ",".join(p for p in POSTURES if p in maybe)
@@ -240,6 +251,20 @@ def posture(item, sides: tuple[bool, bool, bool, bool], seats, mounts, others) -
 
 def _contains(outer, inner) -> bool:
     return outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
+
+
+def _has_legs(crop: np.ndarray) -> bool:
+    """The mask ends in legs, not in a torso cut off by something unannotated (a counter): its
+    lowest rows are narrower than its torso band, or show two legs apart."""
+    h = crop.shape[0]
+    widths = crop.sum(axis=1).astype(float)
+    band = widths[int(UPPER_BAND[0] * h):int(UPPER_BAND[1] * h)]
+    torso = float(np.median(band)) if len(band) else 0.0
+    low = crop[int(0.7 * h):]
+    if torso <= 0 or len(low) == 0:
+        return False
+    runs = (np.diff(np.pad(low.astype(np.int8), ((0, 0), (1, 1))), axis=1) == 1).sum(axis=1)
+    return float(np.median(widths[int(0.7 * h):])) <= LEGS_NARROWER * torso or float((runs >= 2).mean()) >= LEGS_APART
 
 
 def _overlaps(a, b) -> bool:
@@ -270,10 +295,15 @@ def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str) -> dict:
                 bands = {"upper": torso}
     body = _band(crop, 0.25, 1.0)   # below the head: what a distractor may be read as wearing
     fallback = _hist(classify(rgb_crop[body][~skin_mask(rgb_crop[body])])) if body.any() else {}
+    head = crop.copy()
+    head[int(HEAD_ROWS * h):] = False
+    face = float(skin_mask(rgb_crop[head]).mean()) if head.any() else 0.0
     for region in ("upper", "lower"):
         if region in bands:
             m = _band(crop, *bands[region])
             name, share, hist = region_color(rgb_crop[m])
+            if region == "upper" and name == "black" and face < MIN_FACE_SKIN:
+                name = ""      # seen from behind, long dark hair would read as a black top
             out[f"{region}_color"], out[f"{region}_frac"] = name, share
             out[f"{region}_hist"] = hist_str(hist if hist else fallback)
         else:

@@ -90,3 +90,23 @@ def test_a_tall_figure_without_a_seat_is_not_maybe_sitting_and_a_seated_one_not_
     f = _describe(img, [("s", "person", sitter), ("c", "chair", seat), ("t", "person", stander)])
     assert f["t"]["posture"] == "standing" and f["t"]["posture_maybe"] == "standing"
     assert f["s"]["posture_maybe"] == "sitting"
+
+
+def test_a_torso_cut_off_by_something_unannotated_is_not_standing_and_has_no_legs_colour():
+    """A tall, narrow torso whose mask stops at the hips (a counter in front, not annotated):
+    the lowest rows are as wide as the torso and show no legs, so no posture and no trousers."""
+    img = _canvas()
+    m = np.zeros((H, W), dtype=bool)
+    m[40:70, 110:140] = True                     # head
+    m[70:320, 95:155] = True                     # shirt down to the bottom of the mask
+    arr = np.array(img)
+    arr[40:70, 110:140] = SKIN_TONES["medium"]
+    arr[70:320, 95:155] = PALETTE["red"]
+    f = _describe(Image.fromarray(arr), [("p", "person", m)])["p"]
+    assert f["posture"] == "" and f["lower_color"] == ""
+
+
+def test_a_dark_olive_top_in_shade_is_not_called_black():
+    olive = np.array([[48, 50, 36]] * 400, dtype=np.uint8)     # dark olive drab
+    assert region_color(olive)[0] != "black"
+    assert region_color(np.array([[18, 18, 20]] * 400, dtype=np.uint8))[0] == "black"
