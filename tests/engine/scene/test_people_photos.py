@@ -23,6 +23,9 @@ LEX = load_lexicon()
 KNOWN_GARMENTS = [("coco-sample:449272", "upper", "green"), ("coco-sample:441831", "upper", "black"),
                   ("coco-sample:471260", "lower", "black"), ("coco-sample:1215948", "upper", "white")]
 BARE = ["coco-sample:432155"]       # a bare forearm reaching for a phone
+# seen from behind: dark hair above a salmon shirt (skin-like, so dropped) and black apron
+# straps, the mask cut at the hips by a counter: not "black top", not "standing", no trousers
+FROM_BEHIND = "coco-sample:2004314"
 
 
 def _sample(sample):
@@ -46,6 +49,8 @@ def test_known_garments_and_bare_skin_in_the_photos(coco):
     f = facts.set_index("instance_id")
     for iid, region, color in KNOWN_GARMENTS:
         assert f.loc[iid, f"{region}_color"] == color, iid
+    assert f.loc[FROM_BEHIND, "upper_color"] != "black"
+    assert f.loc[FROM_BEHIND, "posture"] == "" and f.loc[FROM_BEHIND, "lower_color"] == ""
     r, _, _ = coco
     inst = r.instances.set_index("instance_id")
     img = r.images.set_index("image_id")
