@@ -1,7 +1,7 @@
 """Judged precision on the shared photos: build, sample, picture, and read back a person's verdicts.
 
     .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
-        [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y]
+        [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y] [--filter people]
 
 For each set it builds a release in-process (engine.build), samples it with engine.verify
 (stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
@@ -12,6 +12,9 @@ verdict. Items without one are written to <out>/<set>/to_judge.csv (with their p
 look at each picture, decide whether the text picks out exactly the highlighted mask(s) for a
 reader who has not seen the facts, and append a row to the verdict file.
 
+`--filter people` keeps only the sampled items whose targets are people (use a large
+--per-stratum: the filter applies after sampling).
+
 Prints, per set and stratum, judged / correct / precision with its 95% Wilson interval, and the
 overall figure last.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import sys
 from collections import defaultdict
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.build import main as build_main  # noqa: E402
 from engine.verify.cli import main as verify_main  # noqa: E402
+from engine.verify.sample import item_id  # noqa: E402
 from engine.verify.stats import wilson  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -82,11 +87,17 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
     verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
     m = pd.read_parquet(release / "manifest.parquet")
-    by_text = {(r.tier, r.cardinality, r.text): r for r in m.itertuples(index=False)}
+    # by the sample's item id: the same text ("person") in two images is two items
+    release_id = json.loads((release / "_RELEASE.json").read_text())["release_id"]
+    by_item = {item_id(release_id, r.instruction_id): r for r in m.itertuples(index=False)}
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     todo = []
+    considered = 0
     for it in items.itertuples(index=False):
-        r = by_text[(it.tier, it.cardinality, it.text)]
+        r = by_item[it.item_id]
+        if args.filter == "people" and r.category != "person":
+            continue
+        considered += 1
         k = key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text)
         v = verdicts.get(k)
         if v is None:
@@ -97,7 +108,8 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         counts[it.stratum][1] += v["verdict"] == "correct"
     if todo:
         pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
-    print(f"\n## {name}: {len(items)} sampled, {len(items) - len(todo)} judged, {len(todo)} to judge"
+    print(f"\n## {name}: {considered} sampled" + (f" ({args.filter})" if args.filter else "")
+          + f", {considered - len(todo)} judged, {len(todo)} to judge"
           + (f" ({out / 'to_judge.csv'})" if todo else ""))
     for stratum in sorted(counts):
         n, k = counts[stratum]
@@ -114,6 +126,7 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/judged")
     ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--filter", choices=["people"], help="judge only items about people")
     args = ap.parse_args()
     total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name in args.sets:

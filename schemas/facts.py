@@ -40,6 +40,15 @@ FACTS = Table(
         ("truncated", pyarrow.bool_()),       # mask touches the image border
         ("truncated_sides", pyarrow.string()),  # comma list of left,right,top,bottom ("" if none)
         ("occlusion", pyarrow.float64()),     # proxy in [0, 1]: share of bbox covered by other masks
+        # people only (engine.scene.people), "" / 0 for everything else
+        ("upper_color", pyarrow.string()),    # garment colour of the torso band ("" when undecided)
+        ("upper_frac", pyarrow.float64()),    # share of the band's non-skin pixels with that colour
+        ("lower_color", pyarrow.string()),    # garment colour of the legs band
+        ("lower_frac", pyarrow.float64()),
+        ("upper_hist", pyarrow.string()),     # "name:share,..." of non-skin colour names (what it may be read as)
+        ("lower_hist", pyarrow.string()),
+        ("posture", pyarrow.string()),        # standing | sitting | lying | "" (undecided)
+        ("posture_maybe", pyarrow.string()),  # comma list of postures a viewer might read
     ]),
     checks={
         "pos_x": [pa.Check.isin(POS_X)],
@@ -47,6 +56,7 @@ FACTS = Table(
         "size_label": [pa.Check.isin(SIZE_LABELS)],
         "area_frac": [pa.Check.in_range(0, 1)],
         "occlusion": [pa.Check.in_range(0, 1)],
+        "posture": [pa.Check.isin(("", "standing", "sitting", "lying"))],
     },
     unique=("instance_id",),
 )

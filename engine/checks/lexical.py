@@ -31,6 +31,7 @@ from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, RELATION_WORDS, SIZE_WORDS,
                             SUPERLATIVE_WORDS, Lexicon, load_lexicon, pluralize, word_tokens)
 from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.generate.people_words import POSTURE_ADJECTIVES, POSTURE_PHRASES, garment_phrases
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,20 @@ class LexicalChecker:
                 if key not in nouns:   # a category noun wins ("person")
                     self.vocab[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
         self._add_affordances(lex)
+        self._add_people(lex)
+
+    def _add_people(self, lex: Lexicon) -> None:
+        """Garment and posture phrases as whole tokens ("in the red top" is not "in" + "top"),
+        exactly the forms engine.generate.people_words writes; "whoever" is "the one"."""
+        for color, words in lex.colors().items():
+            for region in ("upper", "lower", "all"):
+                value = f"{region}:{color}"
+                for phrase in garment_phrases(value, list(words)):
+                    self.vocab[tuple(word_tokens(phrase))] = [Tok("GARMENT", value, text=phrase)]
+        for value, phrases in POSTURE_PHRASES.items():
+            for phrase in phrases + POSTURE_ADJECTIVES[value]:
+                self.vocab[tuple(word_tokens(phrase))] = [Tok("POSTURE", value, text=phrase)]
+        self.vocab[("whoever",)] = [Tok("DET", "the"), Tok("HEAD", number="sg")]
 
     def _noun_forms(self, lex: Lexicon, cat: str, out: dict) -> None:
         e = lex.entry(cat)
@@ -447,7 +462,8 @@ class LexicalChecker:
 
 # token kind -> the constraint kind it stands for, one token one constraint
 _TOKEN_KINDS = {"SUPER": "supercategory", "AFF": "affordance", "COLOR": "color", "SIZE": "size",
-                "POS": "position", "SUPERL": "superlative", "ORD": "ordinal", "COUNT": "count"}
+                "POS": "position", "SUPERL": "superlative", "ORD": "ordinal", "COUNT": "count",
+                "GARMENT": "garment", "POSTURE": "posture"}
 
 
 def _fmt(prog: Program) -> str:

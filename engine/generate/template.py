@@ -24,6 +24,7 @@ from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, SIZE_WORDS, SUPERLATIVE_WORDS,
                             Lexicon, indefinite_article, load_lexicon)
 from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.generate.people_words import written_garment, written_posture
 
 POS_X = {
     "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image"),
@@ -178,6 +179,11 @@ class _Writer:
         colors = [self.color_word(str(c.value)) for c in by_kind.get("color", [])]
         if colors:
             pre.append(" and ".join(colors))
+        # what a person wears and how they are posed: right after the noun ("the person in the red top")
+        worn = [written_garment(str(c.value), list(self.lex.color_words(str(c.value).split(":", 1)[1])), self.rng)
+                for c in by_kind.get("garment", [])]
+        worn += [written_posture(str(c.value), self.rng) for c in by_kind.get("posture", [])]
+        post = worn + post
         positions = [str(c.value) for c in by_kind.get("position", [])]
         if positions:
             post.append(self.position(positions))
@@ -198,6 +204,8 @@ class _Writer:
             np = f"{quant} {words}"
         else:
             np = words
+        if h.words == "one" and quant == "the" and not pre and role == "target" and self.complex:
+            np = self.pick(["the one", "the one", "whoever", "someone"])   # "whoever is dressed in white"
         if h.standalone and quant in ("the", "a") and not pre and not plural and role == "target" \
                 and self.rng.random() < 0.4:
             np = h.standalone  # "something you can sit on", "an animal that barks"
@@ -235,6 +243,9 @@ class _Writer:
             return _Head(body, clauses, standalone, every, body.split(" ")[-1] in _TRAILING_PREPOSITIONS)
         if sup:
             return _Head(sup_pl if plural else sup_sg, clauses)
+        if self.complex and role == "target" and (by_kind.get("garment") or by_kind.get("posture")):
+            # a person found by what they wear or do, without "person" or a synonym
+            return _Head("ones" if plural else "one", clauses)
         if self.complex and role == "target":
             # a category the lexicon knows nothing of: a generic noun that does not name it
             word = self.pick(("item", "item", "object"))
@@ -286,6 +297,8 @@ class _Writer:
             if role == "target" and self.rng.random() < 0.15 and not tail_prep:
                 return f"{np} {self.pick(IN_PICTURE)}"
             return np
+        if relative and np == "whoever":
+            return f"whoever {be} " + " and ".join(post + relations)
         if relative:
             # "something you can sit on that is on the left and next to the table";
             # after a head that already has a relative clause: "an animal that barks and is ..."

@@ -161,8 +161,10 @@ def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
         s = {i for i in sure if any(_relation(scene, i, c.rel, o)[0] for o in obj_sure if o != i)}
         m = {i for i in maybe if any(_relation(scene, i, c.rel, o)[1] for o in obj_maybe if o != i)}
         return s, m
+    from engine.language.people import garment_margin, posture_margin
     judge = {"position": lambda f: _position(f, c.value), "color": lambda f: _color(f, c.value),
-             "size": lambda f: _size(f, c.value, small, large)}[c.kind]
+             "size": lambda f: _size(f, c.value, small, large),
+             "garment": lambda f: garment_margin(f, c.value), "posture": lambda f: posture_margin(f, c.value)}[c.kind]
     verdicts = {i: judge(scene.instances[i]) for i in maybe}
     return {i for i in sure if verdicts[i][0]}, {i for i in maybe if verdicts[i][1]}
 

@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 
 from engine.config import PlanConfig
+from engine.language import people as people_lang
 from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
@@ -23,7 +24,7 @@ from engine.scene.colors import parse_palette
 C = Constraint
 
 # How natural a constraint reads to a person; lower is tried first.
-COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+COST = {"garment": 0.8, "posture": 0.9, "color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
 GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
 # Colour families for negatives: the dominant colour name of a photo region is rough (a black
@@ -125,6 +126,7 @@ class Planner:
         if not mass and f["color_frac"] >= COLOR_MIN_SHARE and f["supercategory"] not in self.cfg.no_color_supercategories \
                 and f["color"] != f["category"].casefold():
             atoms.append(C("color", f["color"]))
+        atoms = people_lang.atoms(f) + atoms     # what a person wears and how they are posed
         atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
         # size words compare with others of the kind: "the large grass" or "the big tree" of the
         # only grass or tree region says nothing a reader can check
@@ -226,14 +228,27 @@ class Planner:
         if evaluate(cat, scene) == target:
             out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
         atoms = self._filter_atoms(scene, t)
-        for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
+        simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
+        if people_lang.is_person(f):
+            simple = people_lang.prefer(simple, scene)
+        for p in simple:
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
         if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target and not f.get("stuff"):
             # the only one of its kind, with nothing a viewer can be sure of to add (a close-up
             # spanning the frame): "the only orange in the picture" says what is certain (not of a
             # stuff region: "the only tree" for a wood of them is wrong)
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
+        if people_lang.is_person(f) and not any(f2["iscrowd"] and people_lang.is_person(f2)
+                                                for f2 in scene.instances.values()):
+            # "the one in the red top", "whoever is sitting": no noun, found by what they wear or do
+            progs = self._search(scene, Program(()), target, [a for a in atoms if a.kind in people_lang.KINDS]
+                                 + [a for a in atoms if a.kind not in people_lang.KINDS], [],
+                                 self.cfg.programs_per_target * 3, min_extra=1)
+            progs = [p for p in progs if set(p.kinds()) & set(people_lang.KINDS)][:self.cfg.programs_per_target]
+            out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         for key in sorted(self.kind_keys(scene, f["category"])):
+            if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
+                break     # (people found by what they wear need no "someone who can read")
             head = Program((C("affordance", key),))
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
@@ -332,7 +347,8 @@ class Planner:
             if not self.kind_keys(scene, catname) and scene.verified is None and (len(self.generic_head(first))
                                                       or (self.cfg.generic_noun and not first.get("stuff"))):
                 heads.append(("complex", self.generic_head(first)))
-            atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)},
+            atoms = sorted({a for m in members for a in self._filter_atoms(scene, m, with_relations=False)
+                            if a.kind not in people_lang.KINDS},
                            key=lambda a: (COST[a.kind], str(a.value)))
             for tier, head in heads:
                 for atom in atoms:

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance")
+FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance",
+                "garment", "posture")   # garment / posture: people only (engine.language.people)
 SELECTOR_KINDS = ("ordinal", "superlative", "count")
 KINDS = FILTER_KINDS + SELECTOR_KINDS
 
@@ -139,6 +140,10 @@ def _filter(c: Constraint, ids: set[str], scene: Scene) -> set[str]:
         return {i for i in ids if c.value in (I[i]["pos_x"], I[i]["pos_y"])}
     if c.kind == "affordance":
         return {i for i in ids if c.value in scene.affordances.get(I[i]["category"], ())}
+    if c.kind in ("garment", "posture"):
+        from engine.language.people import garment_exact, posture_exact
+        exact = garment_exact if c.kind == "garment" else posture_exact
+        return {i for i in ids if exact(I[i], c.value)}
     if c.kind == "relation":
         objects = evaluate(c.obj, scene)
         return {i for i in ids if any((i, c.rel, o) in scene.relations for o in objects if o != i)}

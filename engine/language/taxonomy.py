@@ -25,7 +25,8 @@ from engine.language.programs import Program
 TIERS = ("concept", "simple", "complex")
 CARDINALITIES = ("1:1", "1:N", "1:All", "negative")
 
-ASPECT_OF_KIND = {"color": "attribute", "size": "size", "superlative": "size", "position": "position",
+ASPECT_OF_KIND = {"color": "attribute", "garment": "attribute", "posture": "attribute",
+                  "size": "size", "superlative": "size", "position": "position",
                   "ordinal": "ordinal", "relation": "relation"}
 ASPECT_ORDER = ("attribute", "size", "position", "ordinal", "relation")
 SIMPLE_SUBTYPES = ASPECT_ORDER            # and their "+" combinations, and "category"
@@ -49,6 +50,8 @@ def subtype_of(tier: str, program: Program, lexicon=None) -> str:
         lexicon = load_lexicon()
     types = {lexicon.affordance_type(str(c.value)) for c in program if c.kind == "affordance"}
     parts = [t for t in COMPLEX_BASES if t in types]
+    if not parts and kinds & {"garment", "posture"}:
+        parts.append("state")          # "the one in the red top", "whoever is sitting"
     if not parts or kinds & set(REASONING_KINDS):
         parts.append("reasoning")
     return "+".join(parts)

@@ -17,6 +17,7 @@ Per-instance facts beyond geometry:
   masks. A proxy: it cannot tell "in front" from "behind", and a non-convex object's bbox
   also holds its neighbours; 0 means nothing else is annotated within its box.
 - color / color_frac / color_palette: engine.scene.colors.color_summary over the masked pixels.
+- upper_/lower_color, _frac, _hist, posture, posture_maybe: people only (engine.scene.people).
 
 Relations (subject <relation> object), for pairs of nearby instances only (see `_pairs`):
 - left_of / right_of: the subject's box ends left of the object's box start (within a small
@@ -48,6 +49,7 @@ from scipy import ndimage
 
 from engine.scene import masks
 from engine.scene.colors import color_summary
+from engine.scene.people import people_facts
 from engine.config import FactsConfig
 from engine.sources.imageio import load_rgb
 from schemas.facts import FACTS, POS_X, POS_Y, RELATIONS_TABLE
@@ -304,6 +306,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
         n = sum(not i.crowd for i in group)
         count.update({i.id: n for i in group})
     occlusion = _occlusion(items)
+    people = people_facts(items, rgb, width, height, BORDER_PX)   # garments and posture (engine.scene.people)
 
     image_area = float(width * height)
     facts = []
@@ -336,6 +339,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
             "truncated": any(touching),
             "truncated_sides": ",".join(s for s, t in zip(SIDES, touching) if t),
             "occlusion": occlusion[it.id],
+            **people[it.id],
         })
 
     triples = set()

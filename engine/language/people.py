@@ -1,0 +1,113 @@
+"""Garment and posture constraints: what people wear and how they are posed (engine.scene.people).
+
+Values:
+- garment: "<region>:<colour>", region upper (top, shirt), lower (trousers) or all (dressed
+  in one colour: both regions). Exact: the region's garment colour is that colour.
+- posture: standing | sitting | lying. Exact: the decided posture.
+
+Margins (the rule of engine.language.margins): *sure* when the fact is decided and is the
+value; *maybe* for any person whose region a viewer might read as that colour: the colour, or a
+look-alike that is its dominant colour (COLOR_NEIGHBOURS), holds a clear share of what it wears
+there, or nothing is known about it at all. A person with no garment facts of its own (a crowd
+region, too small to read) may be wearing anything. A posture is maybe wherever the mask does
+not rule it out. Things that are not people never wear or sit.
+"""
+from __future__ import annotations
+
+from engine.scene.people import parse_hist
+
+REGIONS = ("upper", "lower", "all")
+MAYBE_SHARE = 0.2        # a distractor with this share of the colour in a region may be read as wearing it
+MAYBE_NEIGHBOUR = 0.35   # ... or a look-alike colour with this share as its main colour there
+
+
+def is_person(f: dict) -> bool:
+    return f.get("supercategory") == "person"
+
+
+def _regions(value: str) -> tuple[tuple[str, ...], str]:
+    region, color = str(value).split(":", 1)
+    if region not in REGIONS:
+        raise ValueError(f"unknown garment region {region!r} in {value!r}")
+    return (("upper", "lower") if region == "all" else (region,)), color
+
+
+def garment_exact(f: dict, value: str) -> bool:
+    regions, color = _regions(value)
+    return is_person(f) and all(f.get(f"{r}_color") == color for r in regions)
+
+
+def garment_margin(f: dict, value: str) -> tuple[bool, bool]:
+    from engine.language.margins import COLOR_NEIGHBOURS
+    if not is_person(f):
+        return False, False
+    regions, color = _regions(value)
+    sure = garment_exact(f, value)
+    if f.get("iscrowd"):
+        return False, True
+
+    def may(region: str) -> bool:
+        if f.get(f"{region}_color") == color:
+            return True
+        hist = parse_hist(f.get(f"{region}_hist"))
+        if not hist:
+            return True
+        top = max(hist, key=hist.get)
+        return hist.get(color, 0.0) >= MAYBE_SHARE or (
+            top in COLOR_NEIGHBOURS.get(color, ()) and hist[top] >= MAYBE_NEIGHBOUR)
+    # "dressed in white": someone in a white top and dark trousers might be taken for it too
+    maybe = sure or any(may(r) for r in regions)
+    return sure, maybe
+
+
+def posture_exact(f: dict, value: str) -> bool:
+    return is_person(f) and f.get("posture") == value
+
+
+def posture_margin(f: dict, value: str) -> tuple[bool, bool]:
+    if not is_person(f):
+        return False, False
+    sure = posture_exact(f, value)
+    maybe_set = f.get("posture_maybe")
+    maybe = sure or maybe_set is None or value in str(maybe_set).split(",") or bool(f.get("iscrowd"))
+    return sure, maybe
+
+
+# ---- planning --------------------------------------------------------------------------------
+
+KINDS = ("garment", "posture")
+GROUP = 4                 # this many people or more: a row a viewer cannot count at a glance
+
+
+def atoms(f: dict) -> list:
+    """Garment and posture constraints a person's facts support (none for anything else)."""
+    from engine.language.programs import Constraint as C
+    if not is_person(f) or f.get("iscrowd"):
+        return []
+    out = []
+    up, low = f.get("upper_color") or "", f.get("lower_color") or ""
+    if up and up == low:
+        out.append(C("garment", f"all:{up}"))
+    if up:
+        out.append(C("garment", f"upper:{up}"))
+    if low:
+        out.append(C("garment", f"lower:{low}"))
+    if f.get("posture"):
+        out.append(C("posture", f["posture"]))
+    return out
+
+
+def prefer(programs: list, scene) -> list:
+    """A person's simple programs, what they wear or do first. Among GROUP or more people an
+    ordinal past the first ("the third person from the right") is dropped: people in a row are
+    where viewers miscount. Where clothing or posture tells the person apart, programs that only
+    use frame position and ordinals are dropped."""
+    n = sum(is_person(f) and not f.get("iscrowd") for f in scene.instances.values())
+    if n >= GROUP:
+        programs = [p for p in programs
+                    if not any(c.kind == "ordinal" and not str(c.value).endswith(":1") for c in p)]
+    worn = [p for p in programs if set(p.kinds()) & set(KINDS)]
+    if worn:
+        # what they wear or do says it: drop "the person on the left" / "the leftmost person"
+        programs = [p for p in programs if p in worn or set(p.kinds()) - {"category", "position", "ordinal"}]
+    return sorted(programs, key=lambda p: p not in worn)

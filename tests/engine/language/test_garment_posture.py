@@ -1,0 +1,124 @@
+"""Garment and posture constraints: margins, planning, text and parse-back (issue 17)."""
+import itertools
+import random
+
+import pytest
+
+from engine.checks.lexical import LexicalChecker
+from engine.config import PlanConfig
+from engine.generate.base import SpecView
+from engine.generate.template import TemplateGenerator
+from engine.language.margins import evaluate_with_margin, refers_with_margin
+from engine.language.plan import Planner
+from engine.language.programs import Program, evaluate
+from engine.language.taxonomy import subtype_of
+from tests.lang_scenes import C, LEX, fact, scene_of
+
+CHECK = LexicalChecker(LEX)
+GEN = TemplateGenerator(LEX)
+PERSON_WORDS = {w for n in LEX.nouns_of("person") for w in n.split(" ")} | {"people", "persons"}
+
+
+def person(iid, cx, up="", low="", post="", maybe="standing,sitting,lying", uh=None, lh=None, cy=0.5):
+    f = fact(iid, "person", cx, cy, color="brown", area=8000)
+    f.update(x0=cx - 0.04, x1=cx + 0.04, y0=cy - 0.3, y1=cy + 0.3, truncated=False, occlusion=0.0,
+             upper_color=up, lower_color=low, upper_frac=0.9 if up else 0.0, lower_frac=0.9 if low else 0.0,
+             upper_hist=uh if uh is not None else (f"{up}:0.90" if up else "gray:0.50,black:0.40"),
+             lower_hist=lh if lh is not None else (f"{low}:0.90" if low else "gray:0.50,black:0.40"),
+             posture=post, posture_maybe=post or maybe)
+    return f
+
+
+def test_garment_margin_sure_for_the_wearer_maybe_for_look_alikes_and_unknowns():
+    sc = scene_of([person("a", 0.1, "red"), person("b", 0.3, "", uh="orange:0.60,black:0.30"),
+                   person("c", 0.5, "", uh=""), person("d", 0.7, "blue"), fact("x", "car", 0.9, 0.5, "red")])
+    sure, maybe = evaluate_with_margin(Program((C("garment", "upper:red"),)), sc)
+    assert sure == {"a"}
+    assert maybe == {"a", "b", "c"}   # orange reads as red; nothing known of c's top; a red car wears nothing
+    assert evaluate(Program((C("category", "person"), C("garment", "upper:red"))), sc) == {"a"}
+
+
+def test_dressed_in_needs_both_regions_and_is_maybe_for_either():
+    sc = scene_of([person("a", 0.1, "white", "white"), person("b", 0.5, "white", "black"),
+                   person("c", 0.9, "black", "black")])
+    prog = Program((C("category", "person"), C("garment", "all:white")))
+    assert evaluate(prog, sc) == {"a"}
+    assert not refers_with_margin(prog, sc, {"a"})      # b in a white top may be taken for it
+    assert refers_with_margin(Program((C("category", "person"), C("garment", "all:black"))), scene_of(
+        [person("a", 0.1, "black", "black"), person("b", 0.5, "red", "white")]), {"a"})
+
+
+def test_posture_is_maybe_wherever_the_mask_does_not_rule_it_out():
+    sc = scene_of([person("a", 0.1, post="sitting"), person("b", 0.5, maybe="standing,sitting"),
+                   person("c", 0.9, post="standing")])
+    assert evaluate_with_margin(Program((C("posture", "sitting"),)), sc) == ({"a"}, {"a", "b"})
+    sc2 = scene_of([person("a", 0.1, post="sitting"), person("b", 0.5, maybe="standing"),
+                    person("c", 0.9, post="standing")])
+    assert refers_with_margin(Program((C("category", "person"), C("posture", "sitting"))), sc2, {"a"})
+
+
+def _row_of_people(garments):
+    return [person(f"p{k}", 0.08 + 0.12 * k, up=g) for k, g in enumerate(garments)]
+
+
+def test_planner_prefers_clothing_to_positions_and_drops_counting_in_a_row():
+    facts = _row_of_people(["", "", "", "", "red", "", ""])
+    sc = scene_of(facts)
+    specs = Planner(PlanConfig(), LEX.categories()).plan(sc)
+    simple = [s for s in specs if s.tier == "simple" and s.cardinality == "1:1"]
+    red = [s for s in simple if s.target_ids == ("p4",)]
+    assert red and all(s.program.get("garment") is not None for s in red)   # no "the fifth person from the left"
+    for s in simple:
+        ords = [c for c in s.program if c.kind == "ordinal"]
+        assert all(str(c.value).endswith(":1") for c in ords), s.program.dumps()
+    complex_ = [s for s in specs if s.tier == "complex" and s.target_ids == ("p4",)]
+    assert any(s.program.kinds() == ("garment",) for s in complex_)
+    assert subtype_of("complex", Program((C("garment", "upper:red"),)), LEX) == "state"
+    assert subtype_of("simple", red[0].program, LEX) == "attribute"
+
+
+def test_no_colour_of_a_person_without_a_garment():
+    sc = scene_of([person("a", 0.2), person("b", 0.8), fact("x", "car", 0.5, 0.5, "red")])
+    for s in Planner(PlanConfig(), LEX.categories()).plan(sc):
+        if any(sc.instances[t]["category"] == "person" for t in s.target_ids):
+            assert s.program.get("color") is None and s.program.get("garment") is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_people_texts_parse_back_on_both_tiers_without_naming_people_on_the_complex_tier(seed):
+    rng = random.Random(seed)
+    cols = ["red", "blue", "white", "black", "green", "yellow", ""]
+    facts = []
+    for k in range(rng.randint(2, 5)):
+        post = rng.choice(["standing", "sitting", "lying", ""])
+        facts.append(person(f"p{k}", 0.1 + 0.2 * k, rng.choice(cols), rng.choice(cols), post,
+                            maybe="standing,sitting"))
+    facts.append(fact("ch", "chair", 0.5, 0.8, "brown", 4000))
+    sc = scene_of(facts)
+    specs = [s for s in Planner(PlanConfig(), LEX.categories()).plan(sc)
+             if s.cardinality == "1:1" and set(s.program.kinds()) & {"garment", "posture"}]
+    assert specs or all(not (f.get("upper_color") or f.get("lower_color") or f.get("posture")) for f in facts) \
+        or len(facts) > 2
+    for s in specs:
+        view = SpecView(s.spec_id, s.image_id, s.tier, "", s.cardinality, s.target_ids, s.program)
+        for rnd in range(4):
+            text = GEN.generate(view, sc, rnd, ["x"] * rnd)
+            res = CHECK.check(text, view, sc)
+            assert res.verdict == "pass", (text, res.detail)
+            if s.tier == "complex":
+                assert not PERSON_WORDS & set(text.lower().split(" ")), text
+
+
+def test_checker_reads_garment_and_posture_phrases():
+    sc = scene_of([person("a", 0.1, "red", "black", "standing"), person("b", 0.5, "white", "blue", "sitting"),
+                   fact("ch", "chair", 0.5, 0.8, "brown", 4000)])
+    cases = {"the person in the red top": {"a"}, "the one wearing dark trousers": {"a"},
+             "whoever is sitting": {"b"}, "the person in blue pants": {"b"}, "the seated person": {"b"},
+             "someone wearing a white shirt": {"b"}, "the person with a red shirt": {"a"},
+             "the person in the top left": None}
+    for text, want in cases.items():
+        prog, _ = CHECK.parse(text, sc)
+        if want is None:
+            assert prog.get("garment") is None     # "top" here is a position, not a garment
+        else:
+            assert evaluate(prog, sc) == want, (text, prog)
