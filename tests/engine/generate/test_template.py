@@ -248,7 +248,8 @@ def _custom_scene(cats_sup, vocab):
 def test_custom_names_read_as_words_and_every_planned_text_checks(rows, vocab):
     scene = _custom_scene(rows, vocab)
     lexical, nouns = LexicalChecker(LEX), NoCategoryNounChecker(LEX)
-    specs = Planner(PlanConfig(min_area_frac=0.001), [], seed=3).plan(scene)
+    # the generic noun ("the item ...") is off by default; on here so every name gets complex text
+    specs = Planner(PlanConfig(min_area_frac=0.001, generic_noun=True), [], seed=3).plan(scene)
     assert {"concept", "simple", "complex"} <= {s.tier for s in specs}
     n_checked = 0
     for s in specs:
