@@ -74,7 +74,10 @@ class PlanConfig(_Section):
     # (the person "below the bus" walks in front of it) and "on" cannot tell support from
     # occlusion, so above / below / on are off by default; left/right of, next to, inside and
     # overlapping read the same in the picture and in the world.
-    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
+    # riding / holding / in_front_of / behind are decided from touching masks only where the
+    # geometry leaves no doubt (engine/scene/interactions.py)
+    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping",
+                                                          "riding", "holding", "in_front_of", "behind"])
     # A category the lexicon knows nothing of gets complex instructions from instance facts under
     # its supercategory, or else under "the item" / "the object". The generic noun assumes nothing
     # unannotated in the photo could be called an item; turn it off for cluttered photos (the
