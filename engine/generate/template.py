@@ -24,6 +24,7 @@ from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, SIZE_WORDS, SUPERLATIVE_WORDS,
                             Lexicon, indefinite_article, load_lexicon)
 from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.lexicon import interactions as acts
 
 POS_X = {
     "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image"),
@@ -101,7 +102,8 @@ class _Writer:
         card = spec.cardinality
         if card == "1:1" or (card == "1:All" and n <= 1):
             # "the only dog": said of a lone instance, and always when the program counts it
-            only = (card == "1:All" and self.rng.random() < 0.5) or (card == "1:1" and count is not None)
+            only = (card == "1:All" and self.rng.random() < 0.5) or (card == "1:1" and count is not None) \
+                or (card == "1:1" and prog.get("not_relation") is not None and self.rng.random() < 0.4)
             text = self.phrase(prog, plural=False, quant="the only" if only else "the", role="target")
         elif card == "1:N":
             text = self.phrase(prog, plural=True, quant=self.count_quant(n, required=count is not None), role="target")
@@ -154,7 +156,12 @@ class _Writer:
         by_kind: dict[str, list[Constraint]] = {}
         for c in prog:
             by_kind.setdefault(c.kind, []).append(c)
-        h = self.head(by_kind, plural, role)
+        if role == "target" and quant == "the" and not plural and self.rng.random() < 0.5:
+            contrast = self.other(prog)
+            if contrast is not None:
+                return contrast
+        role_noun = self.role(by_kind, plural) if role == "target" else None
+        h = _Head(role_noun, []) if role_noun else self.head(by_kind, plural, role)
         tail_prep = h.ends_with_preposition
         pre: list[str] = []
         post: list[str] = []          # predicates that follow the head ("on the left")
@@ -182,7 +189,7 @@ class _Writer:
         if positions:
             post.append(self.position(positions))
         post += h.clauses
-        relations = [self.relation(c, plural) for c in by_kind.get("relation", [])]
+        relations = [self.relation(c, plural) for c in by_kind.get("relation", []) + by_kind.get("not_relation", [])]
 
         if quant == "every" and plural:
             quant = "all the"
@@ -235,6 +242,8 @@ class _Writer:
             return _Head(body, clauses, standalone, every, body.split(" ")[-1] in _TRAILING_PREPOSITIONS)
         if sup:
             return _Head(sup_pl if plural else sup_sg, clauses)
+        if self.complex and role == "target" and self._all_people():
+            return _Head("ones" if plural else "one", clauses)   # "the one riding the horse"
         if self.complex and role == "target":
             # a category the lexicon knows nothing of: a generic noun that does not name it
             word = self.pick(("item", "item", "object"))
@@ -255,8 +264,54 @@ class _Writer:
         return ", ".join(parts)
 
     def relation(self, c: Constraint, plural: bool) -> str:
-        words = self.pick(RELATIONS[c.rel]) if c.rel in RELATIONS else c.rel.replace("_", " ")
+        if c.kind == "not_relation":
+            # existential: "not holding an umbrella" (any umbrella)
+            cat = c.obj.get("category")
+            verb = self.pick(acts.verbs(c.rel, str(cat.value) if cat is not None else None))
+            return f"not {verb} {self.phrase(c.obj, plural=False, quant='a', role='object')}"
+        if c.rel in acts.VERBS or (c.rel, None) in acts.VERBS:
+            cat = c.obj.get("category")
+            words = self.pick(acts.verbs(c.rel, str(cat.value) if cat is not None else None))
+        else:
+            words = self.pick(RELATIONS[c.rel]) if c.rel in RELATIONS else c.rel.replace("_", " ")
         return f"{words} {self.object_phrase(c.obj)}"
+
+    def role(self, by_kind: dict, plural: bool) -> str | None:
+        """A role noun for a person whose program says what they ride or hold with a bare object
+        category ("the skier" = the person riding skis); the relation is then said by the noun."""
+        cats = by_kind.get("category", [])
+        if (cats and str(cats[0].value) != "person") or (not cats and not self._all_people()):
+            return None
+        for c in by_kind.get("relation", []):
+            if len(c.obj) == 1 and c.obj.get("category") is not None:
+                nouns = acts.role_nouns(c.rel, str(c.obj.get("category").value))
+                nouns = [n for n in nouns if not set(n[0].split(" ")) & self.forbidden]
+                if nouns and self.rng.random() < 0.6:
+                    by_kind["relation"] = [r for r in by_kind["relation"] if r is not c]
+                    sg, pl = self.pick(nouns)
+                    return pl if plural else sg
+        return None
+
+    def _all_people(self) -> bool:
+        return bool(self.spec.target_ids) and all(
+            self.scene.instances[t]["category"] == "person" for t in self.spec.target_ids if t in self.scene.instances)
+
+    def other(self, prog: Program) -> str | None:
+        """"the other dog, not the one on the couch": two of a kind, the target is the one the
+        negated relation leaves; said only when the other one surely has the relation."""
+        cat = prog.get("category")
+        neg = [c for c in prog if c.kind == "not_relation"]
+        if cat is None or len(prog) != 2 or len(neg) != 1 or self.spec.cardinality != "1:1":
+            return None
+        same = [i for i, f in self.scene.instances.items() if f["category"] == cat.value]
+        positive = Program((cat, Constraint("relation", rel=neg[0].rel, obj=neg[0].obj)))
+        if len(same) != 2 or any(self.scene.instances[i]["iscrowd"] for i in same) or \
+                len(evaluate(positive, self.scene)) != 1:
+            return None
+        verb = self.pick(acts.verbs(neg[0].rel, str(neg[0].obj.get("category").value)
+                                    if neg[0].obj.get("category") is not None else None))
+        noun = self.noun(str(cat.value), False)
+        return f"the other {noun}, not the one {verb} {self.object_phrase(neg[0].obj)}"
 
     def object_phrase(self, obj: Program) -> str:
         """The related object: 'the bench' when the description picks out one, else 'a bench'."""

@@ -17,11 +17,18 @@ from engine.config import PlanConfig
 from engine.language.margins import evaluate_with_margin, refers_with_margin
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.taxonomy import subtype_of
+from engine.lexicon.interactions import DEPTH, INTERACTIONS
+
+INSTANCE_RELATIONS = INTERACTIONS + DEPTH
 
 C = Constraint
 
 # How natural a constraint reads to a person; lower is tried first.
-COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7,
+        "not_relation": 1.3}
+# what the masks show this instance doing, or which of two it hides: said first, as people do
+INSTANCE_RELATION_COST = 0.6
+KIND_FACT_SHARE = 3      # complex: kind facts ("who can speak") head about one target in this many
 GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
 # Colour families for negatives: the dominant colour name of a photo region is rough (a black
@@ -31,6 +38,12 @@ COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm
                 "green": "cool", "blue": "cool", "purple": "cool",
                 "black": "neutral", "white": "neutral", "gray": "neutral"}
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
+
+
+def _cost(c: Constraint) -> float:
+    if c.kind == "relation" and c.rel in INSTANCE_RELATIONS:
+        return INSTANCE_RELATION_COST
+    return COST[c.kind]
 
 
 def _axis(position: str) -> str:
@@ -129,7 +142,22 @@ class Planner:
                 if obj is not None and (rel, obj) not in seen:
                     seen.add((rel, obj))
                     atoms.append(C("relation", rel=rel, obj=obj))
+            atoms += self._negation_atoms(scene, iid)
         return atoms
+
+    def _negation_atoms(self, scene: Scene, iid: str) -> list[Constraint]:
+        """"not holding an umbrella": an interaction another instance of the target's kind has
+        with some instance of a category, and the target with none of that category."""
+        f = scene.instances[iid]
+        out = []
+        mine = {(rel, scene.instances[o]["category"]) for s, rel, o in scene.relations if s == iid}
+        theirs = sorted({(rel, scene.instances[o]["category"]) for s, rel, o in scene.relations
+                         if s != iid and rel in INSTANCE_RELATIONS and rel in self.cfg.relations
+                         and scene.instances[s]["category"] == f["category"]})
+        for rel, cat in theirs:
+            if (rel, cat) not in mine and cat != f["category"]:
+                out.append(C("not_relation", rel=rel, obj=Program((C("category", cat),))))
+        return out
 
     @staticmethod
     def _selectors(target: dict) -> list[Constraint]:
@@ -156,7 +184,7 @@ class Planner:
                 if sum(c.kind == "position" for c in combo) > 1 and \
                         len({_axis(c.value) for c in combo if c.kind == "position"}) < 2:
                     continue
-                cost = sum(COST[c.kind] for c in combo)
+                cost = sum(_cost(c) for c in combo)
                 if n >= min_extra:
                     options.append((n + cost / 10, combo))
                 if n < max_extra:   # a selector counts as one of the extra constraints
@@ -215,6 +243,9 @@ class Planner:
             # spanning the frame): "the only orange in the picture" says what is certain (not of a
             # stuff region: "the only tree" for a wood of them is wrong)
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
+        out += self._instance_complex(scene, t, atoms)
+        if any(s.tier == "complex" for s in out) and not self._kind_turn(scene, t):
+            return out
         for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
@@ -229,6 +260,35 @@ class Planner:
                                      min_extra=1)
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
+
+    def _kind_turn(self, scene: Scene, t: str) -> bool:
+        """Whether this target also gets kind-fact complex programs: about one in
+        KIND_FACT_SHARE, chosen by a stable hash, so kind facts stay a minority."""
+        h = hashlib.sha256(f"{self.seed}:{scene.image_id}:{t}:kind".encode()).digest()
+        return h[0] % KIND_FACT_SHARE == 0
+
+    def _instance_complex(self, scene: Scene, t: str, atoms: list[Constraint]) -> list[Spec]:
+        """Complex programs from what the masks show of this instance (what it rides or holds,
+        what it stands in front of, what it is not doing that others of its kind do), under a
+        head that does not name its category: "the one riding the horse"."""
+        f = scene.instances[t]
+        if f.get("stuff") or not self.kind_keys(scene, f["category"]):
+            return []    # no lexicon knowledge: the generic-head path below says it
+        related = [a for a in atoms if a.kind == "not_relation" or (a.kind == "relation" and a.rel in INSTANCE_RELATIONS)]
+        head = self.generic_head(f)
+        found: list[Program] = []
+        for a in related:
+            others = [b for b in atoms if b is not a and b not in related]
+            found += self._search(scene, head.with_(a), {t}, others, self._selectors(f), 1)
+            if len(found) >= self.cfg.programs_per_target:
+                break
+        if len(found) < self.cfg.programs_per_target:
+            # position, colour, other relations: still this instance's facts ("the one on the far left")
+            for p in self._search(scene, head, {t}, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                  min_extra=1):
+                if p not in found and len(found) < self.cfg.programs_per_target:
+                    found.append(p)
+        return [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in found]
 
     @staticmethod
     def kind_keys(scene: Scene, category: str) -> frozenset[str]:
