@@ -32,6 +32,7 @@ from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, RELATION
                             SUPERLATIVE_WORDS, Lexicon, load_lexicon, pluralize, word_tokens)
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.lexicon import interactions as acts
+from engine.lexicon.variety import SUPER_ALTERNATES
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def _closed_class() -> dict[tuple[str, ...], list[Tok]]:
     for w in ("of", "is", "are", "that", "which", "who", "there", "here", "at", "side", "part", "corner",
               "only", "located", "positioned", "area", "region", "half", "up", "down", "to", "among",
               "seen", "shown", "visible", "sits", "stands", "counting", "colored", "coloured", "in-color",
-              "one's", "its", "whole", "entire"):
+              "one's", "its", "whole", "entire", "toward", "towards", "edge"):
         add(w, Tok("FILL"))
     return v
 
@@ -171,6 +172,12 @@ class LexicalChecker:
                 key = tuple(word_tokens(text))
                 if key not in nouns:   # a category noun wins ("person")
                     self.vocab[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
+        for sup, forms in SUPER_ALTERNATES.items():      # "gadget" for electronic devices
+            for sg, pl in forms:
+                for text, number in ((sg, "sg"), (pl, "pl")):
+                    key = tuple(word_tokens(text))
+                    if key not in nouns:
+                        self.vocab[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
         self._add_affordances(lex)
         for (rel, obj), forms in acts.ROLES.items():   # "the skier": a person riding skis
             for sg, pl in forms:

@@ -25,15 +25,20 @@ from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, SIZE_WOR
                             Lexicon, indefinite_article, load_lexicon)
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.lexicon import interactions as acts
+from engine.lexicon.variety import ALTERNATE_SHARE, SUPER_ALTERNATES
 
 POS_X = {
-    "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image"),
-    "right": ("on the right", "on the right side", "on the right-hand side", "in the right part of the image"),
+    "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image",
+             "towards the left", "toward the left edge"),
+    "right": ("on the right", "on the right side", "on the right-hand side", "in the right part of the image",
+              "towards the right", "toward the right edge"),
     "center": ("in the center", "in the middle", "in the centre", "in the central part of the image"),
 }
 POS_Y = {
-    "top": ("at the top", "near the top", "in the upper part of the image", "at the top of the picture"),
-    "bottom": ("at the bottom", "near the bottom", "in the lower part of the image", "at the bottom of the picture"),
+    "top": ("at the top", "near the top", "in the upper part of the image", "at the top of the picture",
+            "up at the top", "near the top edge"),
+    "bottom": ("at the bottom", "near the bottom", "in the lower part of the image", "at the bottom of the picture",
+               "down at the bottom", "near the bottom edge"),
     "middle": ("halfway up the image", "at mid-height", "at mid-height in the picture"),
 }
 FAR = {"left": ("on the far left", "furthest to the left"),
@@ -42,16 +47,18 @@ FAR = {"left": ("on the far left", "furthest to the left"),
        "bottom": ("at the very bottom", "lowest down in the picture")}
 FROM_SIDE = {"left": "from the left", "right": "from the right", "top": "from the top", "bottom": "from the bottom"}
 RELATIONS = {
-    "left_of": ("to the left of", "to the left of", "left of"),
-    "right_of": ("to the right of", "to the right of", "right of"),
+    "left_of": ("to the left of", "to the left of", "left of", "on the left of"),
+    "right_of": ("to the right of", "to the right of", "right of", "on the right of"),
     "above": ("above",),
     "below": ("below", "beneath", "under"),
-    "next_to": ("next to", "beside"),
+    "next_to": ("next to", "beside", "alongside", "close to"),
     "on": ("on", "on top of"),
     "inside": ("inside", "in"),
-    "overlapping": ("overlapping",),
+    "overlapping": ("overlapping", "overlapping with"),
 }
 IN_PICTURE = ("in the picture", "in the image", "in this photo", "in the photo")
+PLACED = ("located", "positioned", "seen", "visible")     # "the cup located on the left"
+REDUCED_RELATIVE = 0.45    # complex: share of predicates said without "that is"
 _RELATIVE_PRONOUNS = {"that", "which", "who"}
 _TRAILING_PREPOSITIONS = {"on", "at", "in", "to", "from", "with", "for", "of", "into", "over", "by"}
 
@@ -220,6 +227,10 @@ class _Writer:
         sup = by_kind.get("supercategory")
         sup_sg = self.lex.supercategory_noun(str(sup[0].value)) if sup else None
         sup_pl = self.lex.supercategory_noun(str(sup[0].value), plural=True) if sup else None
+        alternates = [a for a in SUPER_ALTERNATES.get(str(sup[0].value), ()) if not (
+            {a[0].lower(), a[1].lower()} & self.forbidden)] if sup else []
+        if alternates and self.rng.random() < ALTERNATE_SHARE:
+            sup_sg, sup_pl = self.pick(alternates)     # "the gadget ..." as well as "the electronic device ..."
         if sup and (sup_sg.lower() in self.forbidden or sup_pl.lower() in self.forbidden):
             sup = None                 # "person" cannot be said of a person in complex text
         affs = by_kind.get("affordance", [])
@@ -338,17 +349,24 @@ class _Writer:
         be = "are" if plural else "is"
         relative = self.complex or tail_prep
         if not post and not relations:
-            if role == "target" and self.rng.random() < 0.15 and not tail_prep:
+            if role == "target" and self.rng.random() < 0.05 and not tail_prep:
                 return f"{np} {self.pick(IN_PICTURE)}"
             return np
+        has_pronoun = bool(_RELATIVE_PRONOUNS & set(np.split(" ")))
+        if relative and not tail_prep and not has_pronoun and self.rng.random() < REDUCED_RELATIVE:
+            relative = False      # "the kitchen item third from the right": no "that is" every time
         if relative:
             # "something you can sit on that is on the left and next to the table";
             # after a head that already has a relative clause: "an animal that barks and is ..."
             preds = " and ".join(post + relations)
-            if _RELATIVE_PRONOUNS & set(np.split(" ")):
+            if has_pronoun:
                 return f"{np} and {be} {preds}"
+            if post and not relations and self.rng.random() < 0.35:
+                return f"{np} {self.pick(PLACED)} {preds}"     # "the appliance located at the bottom"
             return f"{np} {self.relative_pronoun(np, role)} {be} {preds}"
         text = np
+        if post and role == "target" and self.rng.random() < 0.15:
+            text += " " + self.pick(PLACED)
         if post:
             text += " " + " ".join(post) if len(post) == 1 else " " + ", ".join(post)
         if relations:

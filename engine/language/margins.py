@@ -140,6 +140,8 @@ def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
         return sure, exact or (gap <= NEXT_TO_MAYBE_GAP and vo > 0)
     if rel == "inside" and b["supercategory"] in SURFACES:
         return False, exact   # a bowl "in" the table's mask hole stands on the table
+    if rel == "inside" and b["category"] == "person":
+        return False, exact   # a phone "inside the person" is held: nothing is in a person
     if rel in INSTANCE_RELATIONS:
         return exact, exact or _close(scene, i, o)
     return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed

@@ -236,7 +236,8 @@ class Planner:
         if evaluate(cat, scene) == target:
             out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
         atoms = self._filter_atoms(scene, t)
-        for p in self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1):
+        simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
+        for p in self._with_relation(scene, cat, t, atoms, simple):
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
         if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target and not f.get("stuff"):
             # the only one of its kind, with nothing a viewer can be sure of to add (a close-up
@@ -267,6 +268,20 @@ class Planner:
         h = hashlib.sha256(f"{self.seed}:{scene.image_id}:{t}:kind".encode()).digest()
         return h[0] % KIND_FACT_SHARE == 0
 
+    def _with_relation(self, scene: Scene, head: Program, t: str, atoms: list[Constraint],
+                       found: list[Program]) -> list[Program]:
+        """`found`, with its last program swapped for one that relates the target to another
+        object when none does and one refers: people place a thing by what is around it."""
+        if any(c.kind in ("relation", "not_relation") for p in found for c in p):
+            return found
+        for a in (a for a in atoms if a.kind in ("relation", "not_relation")):
+            others = [b for b in atoms if b.kind not in ("relation", "not_relation")]
+            extra = self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1)
+            if extra:
+                keep = found[:self.cfg.programs_per_target - 1]
+                return keep + [p for p in extra if p not in keep]
+        return found
+
     def _instance_complex(self, scene: Scene, t: str, atoms: list[Constraint]) -> list[Spec]:
         """Complex programs from what the masks show of this instance (what it rides or holds,
         what it stands in front of, what it is not doing that others of its kind do), under a
@@ -275,6 +290,7 @@ class Planner:
         if f.get("stuff") or not self.kind_keys(scene, f["category"]):
             return []    # no lexicon knowledge: the generic-head path below says it
         related = [a for a in atoms if a.kind == "not_relation" or (a.kind == "relation" and a.rel in INSTANCE_RELATIONS)]
+        related += [a for a in atoms if a.kind == "relation" and a not in related]   # then where it is
         head = self.generic_head(f)
         found: list[Program] = []
         for a in related:
@@ -284,10 +300,13 @@ class Planner:
                 break
         if len(found) < self.cfg.programs_per_target:
             # position, colour, other relations: still this instance's facts ("the one on the far left")
-            for p in self._search(scene, head, {t}, atoms, self._selectors(f), self.cfg.programs_per_target,
-                                  min_extra=1):
-                if p not in found and len(found) < self.cfg.programs_per_target:
-                    found.append(p)
+            # two facts first where two are true ("the brown piece of furniture on the left"): a
+            # longer description is one nobody else in the release shares; then one fact
+            for least in (2, 1):
+                for p in self._search(scene, head, {t}, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                      min_extra=least):
+                    if p not in found and len(found) < self.cfg.programs_per_target - (least == 2):
+                        found.append(p)
         return [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in found]
 
     @staticmethod
