@@ -88,6 +88,10 @@ class PlanConfig(_Section):
     skip_crowded_categories: bool = True
     # 1:N groups ("the two sheep on the left") only in categories a viewer counts at a glance
     max_group_category: int = Field(6, ge=3)
+    # complex 1:1: a kind fact true of every member of the category ("who can speak") heads
+    # programs for one target in this many (chosen by a stable hash); the rest say what the masks
+    # show of the instance. 1: every target gets kind-fact programs too
+    kind_fact_every: int = Field(3, ge=1)
 
     @field_validator("relations")
     @classmethod

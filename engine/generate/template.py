@@ -365,7 +365,7 @@ class _Writer:
                 return f"{np} {self.pick(PLACED)} {preds}"     # "the appliance located at the bottom"
             return f"{np} {self.relative_pronoun(np, role)} {be} {preds}"
         text = np
-        if post and role == "target" and self.rng.random() < 0.15:
+        if post and role == "target" and not post[0].startswith("from ") and self.rng.random() < 0.15:
             text += " " + self.pick(PLACED)
         if post:
             text += " " + " ".join(post) if len(post) == 1 else " " + ", ".join(post)

@@ -28,7 +28,6 @@ COST = {"color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size
         "not_relation": 1.3}
 # what the masks show this instance doing, or which of two it hides: said first, as people do
 INSTANCE_RELATION_COST = 0.6
-KIND_FACT_SHARE = 3      # complex: kind facts ("who can speak") head about one target in this many
 GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
 # Colour families for negatives: the dominant colour name of a photo region is rough (a black
@@ -245,11 +244,14 @@ class Planner:
             # stuff region: "the only tree" for a wood of them is wrong)
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), cat.with_(C("count", 1))))
         out += self._instance_complex(scene, t, atoms)
-        if any(s.tier == "complex" for s in out) and not self._kind_turn(scene, t):
+        instance = any(s.tier == "complex" for s in out)
+        if instance and not self._kind_turn(scene, t):
             return out
         for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))
-            progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
+            # beside instance facts a kind fact comes with one of them ("someone who can speak, on
+            # the left"): "the one who can read and write" alone is the same words in every photo
+            progs = self._search(scene, head, target, atoms, self._selectors(f), 1, min_extra=int(instance))
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break
@@ -264,9 +266,9 @@ class Planner:
 
     def _kind_turn(self, scene: Scene, t: str) -> bool:
         """Whether this target also gets kind-fact complex programs: about one in
-        KIND_FACT_SHARE, chosen by a stable hash, so kind facts stay a minority."""
+        cfg.kind_fact_every, chosen by a stable hash, so kind facts stay a minority."""
         h = hashlib.sha256(f"{self.seed}:{scene.image_id}:{t}:kind".encode()).digest()
-        return h[0] % KIND_FACT_SHARE == 0
+        return h[0] % self.cfg.kind_fact_every == 0
 
     def _with_relation(self, scene: Scene, head: Program, t: str, atoms: list[Constraint],
                        found: list[Program]) -> list[Program]:
