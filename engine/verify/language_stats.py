@@ -62,7 +62,10 @@ def _program(p) -> list[dict]:
 
 
 def content_stats(manifest: pd.DataFrame, facts: pd.DataFrame | None = None) -> dict:
-    """Kind share, people's instance share and related share (see the module docstring)."""
+    """Kind share, people's instance share and related share (see the module docstring); empty
+    for a table without programs (instructions of another producer)."""
+    if not {"program", "category", "image_id"} <= set(manifest.columns):
+        return {}
     pos = manifest[manifest["cardinality"] != "negative"]
     cx = pos[pos["tier"] == "complex"]
     kinds = [{c["kind"] for c in _program(p)} for p in cx["program"]]
@@ -104,6 +107,8 @@ def markdown(stats: dict) -> str:
         rows.append(f"| {name} | – | – | {fmt('distinct_2', lambda v: f'{v:.2f}')} | {fmt('types', str)} | "
                     f"{fmt('duplicate_share', lambda v: f'{100 * v:.1f}%')} | {fmt('words_mean', lambda v: f'{v:.1f}')} |")
     c = stats["content"]
+    if not c:
+        return "\n".join(rows)
     rows += ["", f"Complex instructions headed by a kind fact (true of every member of the category): "
                  f"{100 * c['complex_kind_share']:.0f}%. People's complex one-instance instructions saying something "
                  f"of that person (position, interaction, depth, contrast ...): {100 * c['people_complex_instance_share']:.0f}% "
