@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
         [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y]
+        [--facts interaction depth contrast]
 
 For each set it builds a release in-process (engine.build), samples it with engine.verify
 (stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
@@ -12,6 +13,10 @@ verdict. Items without one are written to <out>/<set>/to_judge.csv (with their p
 look at each picture, decide whether the text picks out exactly the highlighted mask(s) for a
 reader who has not seen the facts, and append a row to the verdict file.
 
+With --facts, every instruction whose program uses one of the named instance fact types
+(interaction: riding / holding, depth: in front of / behind, contrast: a negated relation) is
+pictured and counted, one stratum per fact type.
+
 Prints, per set and stratum, judged / correct / precision with its 95% Wilson interval, and the
 overall figure last.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import sys
 from collections import defaultdict
@@ -64,6 +70,25 @@ def read_verdicts(path: Path) -> dict[tuple, dict]:
     return out
 
 
+# instance fact types (issue 14), by the relation names / constraint kinds that say them
+FACT_TYPES = {"interaction": ("riding", "holding"), "depth": ("in_front_of", "behind"), "contrast": ("not_relation",)}
+
+
+def fact_types(program: str) -> set[str]:
+    """The instance fact types a program uses (any depth: a related object's own program too)."""
+    found = set()
+
+    def walk(constraints):
+        for c in constraints:
+            for name, marks in FACT_TYPES.items():
+                if c.get("rel") in marks or c.get("kind") in marks:
+                    found.add(name)
+            if c.get("obj"):
+                walk(c["obj"])
+    walk(json.loads(program))
+    return found
+
+
 def run_set(name: str, args) -> dict[str, list[int]]:
     out = Path(args.out) / name.replace("/", "_")
     release = out / "release"
@@ -77,7 +102,8 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         if rc:
             raise SystemExit(f"build of {name} failed ({rc})")
     report = out / "report"
-    verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
+    per_stratum = 100_000 if args.facts else args.per_stratum    # --facts: every item, then filtered
+    verify_main([str(release), "--per-stratum", str(per_stratum), "--seed", str(args.seed),
                  "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
     items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
     verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
@@ -87,17 +113,23 @@ def run_set(name: str, args) -> dict[str, list[int]]:
     todo = []
     for it in items.itertuples(index=False):
         r = by_text[(it.tier, it.cardinality, it.text)]
+        strata = [it.stratum]
+        if args.facts:
+            strata = sorted(fact_types(r.program) & set(args.facts))
+            if not strata:
+                continue
         k = key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text)
         v = verdicts.get(k)
         if v is None:
             todo.append({"image_id": k[0], "target_ids": k[1], "tier": k[2], "cardinality": k[3], "text": k[4],
                          "verdict": "", "reason": "", "note": "", "picture": str(report / it.picture)})
             continue
-        counts[it.stratum][0] += 1
-        counts[it.stratum][1] += v["verdict"] == "correct"
+        for stratum in strata:
+            counts[stratum][0] += 1
+            counts[stratum][1] += v["verdict"] == "correct"
     if todo:
         pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
-    print(f"\n## {name}: {len(items)} sampled, {len(items) - len(todo)} judged, {len(todo)} to judge"
+    print(f"\n## {name}: {len(items)} sampled, {sum(n for n, _ in counts.values())} judged, {len(todo)} to judge"
           + (f" ({out / 'to_judge.csv'})" if todo else ""))
     for stratum in sorted(counts):
         n, k = counts[stratum]
@@ -114,6 +146,8 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/judged")
     ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--facts", nargs="+", choices=sorted(FACT_TYPES), default=[],
+                    help="judge every instruction using these instance fact types, one stratum per type")
     args = ap.parse_args()
     total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name in args.sets:

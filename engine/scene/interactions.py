@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
+from engine.lexicon import load_lexicon
 from engine.lexicon.interactions import CONTACT, INTERACTION_PRIORS, INTERACTIONS
 
 CONTACT_PX = 3              # masks this close touch (rasterised polygons leave gaps)
@@ -40,6 +41,7 @@ MOUNT_CONTACT_SHARE = 0.05  # mount / board / canopy: share of the smaller outli
 DEPTH_BITE_OF_HULL = 0.08   # depth: the front mask fills this share of the other's convex hull
 DEPTH_SOLIDITY = 0.75       # the one behind plus the bite fills this share of its hull
 DEPTH_REVERSE = 0.02        # the one behind fills at most this share of the front one's hull
+DEPTH_REVERSE_OWN = 0.05    # ... and at most this share of its own mask lies in that hull
 DEPTH_MIN_AREA = 0.004      # both at least this share of the image
 SURFACE_SUPERCATEGORIES = ("furniture", "kitchen")   # a thing touching these may be standing on them
 SURFACE_CATEGORIES = ("dining table", "desk", "bed", "couch", "bench", "chair", "toilet", "sink",
@@ -126,7 +128,18 @@ def in_front(a, b) -> bool:
     bite = _inside_hull(a, b)
     if bite < DEPTH_BITE_OF_HULL * hull_b or (b.area + bite) < DEPTH_SOLIDITY * hull_b:
         return False
-    return _inside_hull(b, a) <= DEPTH_REVERSE * hull_a
+    # the one behind must not sit inside the front one's hull either, measured both against that
+    # hull (a sheep whose outline the girl's head cuts) and against itself (a person standing
+    # before a wood: all of them lies inside the trees' hull, a tiny share of that hull)
+    reverse = _inside_hull(b, a)
+    return reverse <= DEPTH_REVERSE * hull_a and reverse <= DEPTH_REVERSE_OWN * b.area
+
+
+def _thing(inst) -> bool:
+    """A countable thing the default lexicon knows (not stuff such as trees or sky, nor a
+    category it has never heard of, whose shape nothing here can vouch for)."""
+    e = load_lexicon().entry(inst.row["category"])
+    return e is not None and not e.stuff
 
 
 def _surface(inst) -> bool:
@@ -210,6 +223,8 @@ def relate(items: list, image_area: float) -> set[tuple[str, str, str]]:
             continue
         if any((x.id, rel, y.id) in out for rel in INTERACTIONS for x, y in ((a, b), (b, a))):
             continue              # a horse is not "in front of" its rider
+        if not (_thing(a) and _thing(b)):
+            continue              # trees, sky, walls: regions, not things one stands in front of
         if _surface(a) or _surface(b) or min(a.area, b.area) < DEPTH_MIN_AREA * image_area:
             continue              # a cup "in front of" the table it stands on; slivers nobody sees
         ab, ba = in_front(a, b), in_front(b, a)
