@@ -89,6 +89,40 @@ def fact_types(program: str) -> set[str]:
     return found
 
 
+def fact_items(release: Path, out: Path, facts: list[str]) -> pd.DataFrame:
+    """Every accepted instruction using one of `facts`, with a picture: the photo with the targets
+    tinted beside the plain photo (what engine.verify draws, for these items only)."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.scene import masks
+    work = out / "work" / "ingest"
+    images = pd.read_parquet(work / "images.parquet").set_index("image_id")
+    instances = pd.read_parquet(work / "instances.parquet").set_index("instance_id")
+    m = pd.read_parquet(release / "manifest.parquet")
+    m = m[[bool(fact_types(p) & set(facts)) for p in m["program"]]]
+    pics = out / "report" / "facts"
+    pics.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for r in m.itertuples(index=False):
+        img = images.loc[r.image_id]
+        w, h = int(img["width"]), int(img["height"])
+        rgb = np.asarray(Image.open(img["uri"]).convert("RGB").resize((w, h)), dtype=np.float32)
+        tinted = rgb.copy()
+        for t in r.target_ids:
+            mk = masks.decode(instances.loc[t, "rle"], h, w)
+            tinted[mk] = 0.45 * tinted[mk] + 0.55 * np.array([255, 0, 255])
+        both = Image.new("RGB", (2 * w + 10, h), "white")
+        both.paste(Image.fromarray(tinted.astype(np.uint8)), (0, 0))
+        both.paste(Image.fromarray(rgb.astype(np.uint8)), (w + 10, 0))
+        both.thumbnail((1400, 700))
+        path = pics / f"{r.instruction_id}.png"
+        both.save(path)
+        rows.append({"tier": r.tier, "cardinality": r.cardinality, "text": r.text, "stratum": "facts",
+                     "picture": str(path.relative_to(out / "report"))})
+    return pd.DataFrame(rows, columns=["tier", "cardinality", "text", "stratum", "picture"])
+
+
 def run_set(name: str, args) -> dict[str, list[int]]:
     out = Path(args.out) / name.replace("/", "_")
     release = out / "release"
@@ -102,10 +136,12 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         if rc:
             raise SystemExit(f"build of {name} failed ({rc})")
     report = out / "report"
-    per_stratum = 100_000 if args.facts else args.per_stratum    # --facts: every item, then filtered
-    verify_main([str(release), "--per-stratum", str(per_stratum), "--seed", str(args.seed),
-                 "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
-    items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
+    if args.facts:
+        items = fact_items(release, out, args.facts)
+    else:
+        verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
+                     "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
+        items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
     verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
     m = pd.read_parquet(release / "manifest.parquet")
     by_text = {(r.tier, r.cardinality, r.text): r for r in m.itertuples(index=False)}
