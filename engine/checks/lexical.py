@@ -111,7 +111,7 @@ def _closed_class() -> dict[tuple[str, ...], list[Tok]]:
     for w in ("a", "an", "any"):
         add(w, Tok("DET", "a"))
     for w, n in (("thing", "sg"), ("things", "pl"), ("one", "sg"), ("ones", "pl"), ("object", "sg"),
-                 ("objects", "pl"), ("item", "sg"), ("items", "pl")):
+                 ("objects", "pl"), ("item", "sg"), ("items", "pl"), ("figure", "sg"), ("figures", "pl")):
         add(w, Tok("HEAD", number=n))
     add("something", Tok("DET", "a"), Tok("HEAD", number="sg"))
     add("someone", Tok("DET", "a"), Tok("HEAD", number="sg"))

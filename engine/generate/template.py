@@ -59,6 +59,7 @@ RELATIONS = {
 IN_PICTURE = ("in the picture", "in the image", "in this photo", "in the photo")
 PLACED = ("located", "positioned", "seen", "visible")     # "the cup located on the left"
 REDUCED_RELATIVE = 0.45    # complex: share of predicates said without "that is"
+PLAIN_NOUN_SHARE = 0.7     # the category's plain noun; a synonym the rest of the time
 _RELATIVE_PRONOUNS = {"that", "which", "who"}
 _TRAILING_PREPOSITIONS = {"on", "at", "in", "to", "from", "with", "for", "of", "into", "over", "by"}
 
@@ -151,7 +152,7 @@ class _Writer:
     def noun(self, category: str, plural: bool) -> str:
         names = self.lex.names(category)
         # the plain noun most of the time, a synonym now and then
-        sg, pl = names[0] if len(names) == 1 or self.rng.random() < 0.85 else self.pick(names[1:])
+        sg, pl = names[0] if len(names) == 1 or self.rng.random() < PLAIN_NOUN_SHARE else self.pick(names[1:])
         return pl if plural else sg
 
     def color_word(self, color: str) -> str:
@@ -212,6 +213,9 @@ class _Writer:
             np = f"{quant} {words}"
         else:
             np = words
+        if self.complex and role == "target" and quant == "the" and not pre and not plural and not h.standalone \
+                and h.words in ("one", "figure") and self.rng.random() < 0.25:
+            np = "someone"        # "someone who is holding the cell phone"
         if h.standalone and quant in ("the", "a") and not pre and not plural and role == "target" \
                 and self.rng.random() < 0.4:
             np = h.standalone  # "something you can sit on", "an animal that barks"
@@ -254,7 +258,9 @@ class _Writer:
         if sup:
             return _Head(sup_pl if plural else sup_sg, clauses)
         if self.complex and role == "target" and self._all_people():
-            return _Head("ones" if plural else "one", clauses)   # "the one riding the horse"
+            # "the one riding the horse", "the figure on the left" ("someone ..." in phrase())
+            word = self.pick(("one", "one", "figure"))
+            return _Head(word + "s" if plural else word, clauses)
         if self.complex and role == "target":
             # a category the lexicon knows nothing of: a generic noun that does not name it
             word = self.pick(("item", "item", "object"))
