@@ -247,6 +247,10 @@ class Planner:
         instance = any(s.tier == "complex" for s in out)
         if instance and not self._kind_turn(scene, t):
             return out
+        if instance:   # room for one kind-fact program within programs_per_target
+            extra = sum(s.tier == "complex" for s in out) - (self.cfg.programs_per_target - 1)
+            for s in [s for s in out if s.tier == "complex"][-extra:] if extra > 0 else []:
+                out.remove(s)
         for key in sorted(self.kind_keys(scene, f["category"])):
             head = Program((C("affordance", key),))
             # beside instance facts a kind fact comes with one of them ("someone who can speak, on
@@ -267,7 +271,8 @@ class Planner:
     def _kind_turn(self, scene: Scene, t: str) -> bool:
         """Whether this target also gets kind-fact complex programs: about one in
         cfg.kind_fact_every, chosen by a stable hash, so kind facts stay a minority."""
-        h = hashlib.sha256(f"{self.seed}:{scene.image_id}:{t}:kind".encode()).digest()
+        # not the generation seed: another seed says the same programs in other words
+        h = hashlib.sha256(f"{scene.image_id}:{t}:kind".encode()).digest()
         return h[0] % self.cfg.kind_fact_every == 0
 
     def _with_relation(self, scene: Scene, head: Program, t: str, atoms: list[Constraint],
