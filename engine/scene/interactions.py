@@ -65,34 +65,46 @@ def _outline(crop: np.ndarray) -> np.ndarray:
     return crop & ~ndimage.binary_erosion(crop, border_value=0)
 
 
+def _near(inst, r: int) -> np.ndarray:
+    """inst's mask dilated by r, over its box grown by r on every side (cached on the instance)."""
+    if getattr(inst, "_near", None) is None:
+        padded = np.pad(inst.crop, r)
+        inst._near = ndimage.binary_dilation(padded, iterations=r)
+    return inst._near
+
+
+def _outline_mask(inst) -> np.ndarray:
+    if getattr(inst, "_outline_mask", None) is None:
+        inst._outline_mask = _outline(inst.crop)
+    return inst._outline_mask
+
+
 def contact(a, b, r: int = CONTACT_PX) -> tuple[int, int]:
     """(b's pixels within r of a's mask, b's outline pixels within r of a's mask)."""
     x0, y0 = max(a.px[0] - r, b.px[0]), max(a.px[1] - r, b.px[1])
     x1, y1 = min(a.px[2] + r, b.px[2]), min(a.px[3] + r, b.px[3])
     if x0 >= x1 or y0 >= y1:
         return 0, 0
-    am = _paint(a, x0 - r, y0 - r, x1 + r, y1 + r)
-    near = ndimage.binary_dilation(am, iterations=r)[r:-r, r:-r]
-    bm = _paint(b, x0, y0, x1, y1)
-    touch = near & bm
-    if not touch.any():
+    ax, ay = a.px[0] - r, a.px[1] - r            # origin of a's grown box
+    near = _near(a, r)[y0 - ay:y1 - ay, x0 - ax:x1 - ax]
+    sb = (slice(y0 - b.px[1], y1 - b.px[1]), slice(x0 - b.px[0], x1 - b.px[0]))
+    touch = near & b.crop[sb]
+    n = int(touch.sum())
+    if not n:
         return 0, 0
-    ob = _outline(b.crop)
-    obw = np.zeros_like(bm)
-    obw[:] = ob[y0 - b.px[1]:y1 - b.px[1], x0 - b.px[0]:x1 - b.px[0]]
-    return int(touch.sum()), int((touch & obw).sum())
+    return n, int((touch & _outline_mask(b)[sb]).sum())
 
 
 def _outline_len(inst) -> int:
     if getattr(inst, "_outline_len", None) is None:
-        inst._outline_len = int(_outline(inst.crop).sum())
+        inst._outline_len = int(_outline_mask(inst).sum())
     return inst._outline_len
 
 
 def _hull(inst):
     """(hull equations, hull area in px) of inst's mask, cached on the instance; None when flat."""
     if getattr(inst, "_hull", None) is None:
-        ys, xs = np.nonzero(_outline(inst.crop))
+        ys, xs = np.nonzero(_outline_mask(inst))
         pts = np.column_stack([xs + inst.px[0] + 0.5, ys + inst.px[1] + 0.5])
         try:
             h = ConvexHull(pts)
