@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
         [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y] [--filter people]
+        [--facts interaction depth contrast]
 
 For each set it builds a release in-process (engine.build), samples it with engine.verify
 (stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
@@ -14,6 +15,10 @@ reader who has not seen the facts, and append a row to the verdict file.
 
 `--filter people` keeps only the sampled items whose targets are people (use a large
 --per-stratum: the filter applies after sampling).
+
+With --facts, every instruction whose program uses one of the named instance fact types
+(interaction: riding / holding, depth: in front of / behind, contrast: a negated relation) is
+pictured and counted, one stratum per fact type.
 
 Prints, per set and stratum, judged / correct / precision with its 95% Wilson interval, and the
 overall figure last.
@@ -69,6 +74,60 @@ def read_verdicts(path: Path) -> dict[tuple, dict]:
     return out
 
 
+# instance fact types (issue 14), by the relation names / constraint kinds that say them
+FACT_TYPES = {"interaction": ("riding", "holding"), "depth": ("in_front_of", "behind"), "contrast": ("not_relation",)}
+
+
+def fact_types(program: str) -> set[str]:
+    """The instance fact types a program uses (any depth: a related object's own program too)."""
+    found = set()
+
+    def walk(constraints):
+        for c in constraints:
+            for name, marks in FACT_TYPES.items():
+                if c.get("rel") in marks or c.get("kind") in marks:
+                    found.add(name)
+            if c.get("obj"):
+                walk(c["obj"])
+    walk(json.loads(program))
+    return found
+
+
+def fact_items(release: Path, out: Path, facts: list[str]) -> pd.DataFrame:
+    """Every accepted instruction using one of `facts`, with a picture: the photo with the targets
+    tinted beside the plain photo (what engine.verify draws, for these items only)."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.scene import masks
+    work = out / "work" / "ingest"
+    images = pd.read_parquet(work / "images.parquet").set_index("image_id")
+    instances = pd.read_parquet(work / "instances.parquet").set_index("instance_id")
+    m = pd.read_parquet(release / "manifest.parquet")
+    m = m[[bool(fact_types(p) & set(facts)) for p in m["program"]]]
+    release_id = json.loads((release / "_RELEASE.json").read_text())["release_id"]
+    pics = out / "report" / "facts"
+    pics.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for r in m.itertuples(index=False):
+        img = images.loc[r.image_id]
+        w, h = int(img["width"]), int(img["height"])
+        rgb = np.asarray(Image.open(img["uri"]).convert("RGB").resize((w, h)), dtype=np.float32)
+        tinted = rgb.copy()
+        for t in r.target_ids:
+            mk = masks.decode(instances.loc[t, "rle"], h, w)
+            tinted[mk] = 0.45 * tinted[mk] + 0.55 * np.array([255, 0, 255])
+        both = Image.new("RGB", (2 * w + 10, h), "white")
+        both.paste(Image.fromarray(tinted.astype(np.uint8)), (0, 0))
+        both.paste(Image.fromarray(rgb.astype(np.uint8)), (w + 10, 0))
+        both.thumbnail((1400, 700))
+        path = pics / f"{r.instruction_id}.png"
+        both.save(path)
+        rows.append({"item_id": item_id(release_id, r.instruction_id), "tier": r.tier, "cardinality": r.cardinality,
+                     "text": r.text, "stratum": "facts", "picture": str(path.relative_to(out / "report"))})
+    return pd.DataFrame(rows, columns=["item_id", "tier", "cardinality", "text", "stratum", "picture"])
+
+
 def run_set(name: str, args) -> dict[str, list[int]]:
     out = Path(args.out) / name.replace("/", "_")
     release = out / "release"
@@ -82,9 +141,12 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         if rc:
             raise SystemExit(f"build of {name} failed ({rc})")
     report = out / "report"
-    verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
-                 "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
-    items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
+    if args.facts:
+        items = fact_items(release, out, args.facts)
+    else:
+        verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
+                     "--format", "png", "--out", str(report), "--verdicts", str(out / "verdicts")])
+        items = pd.read_csv(report / "labels_template.csv", dtype=str, keep_default_na=False)
     verdicts = read_verdicts(JUDGEMENTS / f"{name.replace('/', '_')}.csv")
     m = pd.read_parquet(release / "manifest.parquet")
     # by the sample's item id: the same text ("person") in two images is two items
@@ -97,6 +159,11 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         r = by_item[it.item_id]
         if args.filter == "people" and r.category != "person":
             continue
+        strata = [it.stratum]
+        if args.facts:
+            strata = sorted(fact_types(r.program) & set(args.facts))
+            if not strata:
+                continue
         considered += 1
         k = key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text)
         v = verdicts.get(k)
@@ -104,8 +171,9 @@ def run_set(name: str, args) -> dict[str, list[int]]:
             todo.append({"image_id": k[0], "target_ids": k[1], "tier": k[2], "cardinality": k[3], "text": k[4],
                          "verdict": "", "reason": "", "note": "", "picture": str(report / it.picture)})
             continue
-        counts[it.stratum][0] += 1
-        counts[it.stratum][1] += v["verdict"] == "correct"
+        for stratum in strata:
+            counts[stratum][0] += 1
+            counts[stratum][1] += v["verdict"] == "correct"
     if todo:
         pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
     print(f"\n## {name}: {considered} sampled" + (f" ({args.filter})" if args.filter else "")
@@ -127,6 +195,8 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--filter", choices=["people"], help="judge only items about people")
+    ap.add_argument("--facts", nargs="+", choices=sorted(FACT_TYPES), default=[],
+                    help="judge every instruction using these instance fact types, one stratum per type")
     args = ap.parse_args()
     total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name in args.sets:

@@ -74,7 +74,10 @@ class PlanConfig(_Section):
     # (the person "below the bus" walks in front of it) and "on" cannot tell support from
     # occlusion, so above / below / on are off by default; left/right of, next to, inside and
     # overlapping read the same in the picture and in the world.
-    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping"])
+    # riding / holding / in_front_of / behind are decided from touching masks only where the
+    # geometry leaves no doubt (engine/scene/interactions.py)
+    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping",
+                                                          "riding", "holding", "in_front_of", "behind"])
     # A category the lexicon knows nothing of gets complex instructions from instance facts under
     # its supercategory, or else (when this is on) under "the item" / "the object". The generic
     # noun assumes nothing unannotated in the photo could be called an item, which real photos
@@ -87,6 +90,10 @@ class PlanConfig(_Section):
     skip_crowded_categories: bool = True
     # 1:N groups ("the two sheep on the left") only in categories a viewer counts at a glance
     max_group_category: int = Field(6, ge=3)
+    # complex 1:1: a kind fact true of every member of the category ("who can speak") heads
+    # programs for one target in this many (chosen by a stable hash); the rest say what the masks
+    # show of the instance. 1: every target gets kind-fact programs too
+    kind_fact_every: int = Field(3, ge=1)
 
     @field_validator("relations")
     @classmethod

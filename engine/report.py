@@ -17,6 +17,7 @@ import pandas as pd
 from engine.config import PlanConfig
 from engine.checks.dedup import normalise
 from engine.language.plan import big_enough, eligible_ids
+from engine.verify.language_stats import markdown as language_markdown, release_language
 
 TIERS = ("concept", "simple", "complex")
 
@@ -82,6 +83,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
                                      for t in TIERS if (acc["tier"] == t).any()}},
         "distinct_1": _distinct_n(texts, 1),
         "distinct_2": _distinct_n(texts, 2),
+        "language": release_language(acc, facts),
         "rejection_reasons": dict(reasons.most_common(15)),
         "no_complex_tier_categories": sorted(no_complex_categories or []),
         "categories": [{**c, "accepted": {t: int(((acc["tier"] == t) & (acc["category"] == c["category"])).sum())
@@ -116,6 +118,11 @@ def report_markdown(rep: dict) -> str:
     lines += [f"| {md_text(k)} | {v} |" for k, v in sorted(rep["by_tier_subtype"].items())]
     lines += ["", "| rejection reason | count |", "|---|---|"]
     lines += [f"| {md_text(k)} | {v} |" for k, v in rep["rejection_reasons"].items()]
+    if rep.get("language"):
+        lines += ["", "### Language", "",
+                  f"Per tier over accepted positive instructions; distinct-n and word types over "
+                  f"{rep['language']['sample']} drawn at random (all when fewer), beside human referring expressions.", "",
+                  language_markdown(rep["language"])]
     if rep["no_complex_tier_categories"]:
         lines += ["", "Categories without a complex tier (not in the lexicon): "
                   + ", ".join(md_text(c) for c in rep["no_complex_tier_categories"])]
@@ -161,6 +168,10 @@ def print_report(rep: dict, console=None) -> None:
         for k, v in rep["rejection_reasons"].items():
             r.add_row(escape(k), str(v))  # reasons quote source text: no rich markup
         console.print(r)
+    for tier, st in rep.get("language", {}).get("tiers", {}).items():
+        if st.get("n"):
+            console.print(f"language {tier}: distinct-2 {st['distinct_2']:.2f}  types {st['types']}  "
+                          f"exact duplicates {st['duplicate_share']:.1%}  words {st['words_mean']:.1f}")
     if rep["no_complex_tier_categories"]:
         console.print("no complex tier (not in lexicon): "
                       + ", ".join(escape(c) for c in rep["no_complex_tier_categories"]))

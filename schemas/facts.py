@@ -9,6 +9,8 @@ POS_X = ("left", "center", "right")
 POS_Y = ("top", "middle", "bottom")
 SIZE_LABELS = ("small", "medium", "large")
 RELATIONS = ("left_of", "right_of", "above", "below", "next_to", "on", "inside", "overlapping")
+# instance facts between touching masks (engine/scene/interactions.py)
+RELATIONS = RELATIONS + ("riding", "holding", "in_front_of", "behind", "touching")
 
 FACTS = Table(
     "facts",

@@ -32,6 +32,8 @@ from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, RELATION
                             SUPERLATIVE_WORDS, Lexicon, load_lexicon, pluralize, word_tokens)
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.generate.people_words import POSTURE_ADJECTIVES, POSTURE_PHRASES, garment_phrases
+from engine.lexicon import interactions as acts
+from engine.lexicon.variety import SUPER_ALTERNATES
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ def _closed_class() -> dict[tuple[str, ...], list[Tok]]:
                    ("overlap", "overlapping"), ("overlapping with", "overlapping"), ("higher than", "above"),
                    ("lower than", "below")):
         add(p, Tok("REL", rel))
+    for p, rel in acts.PARSE.items():          # riding, holding, in front of, partly hidden by ...
+        add(p, Tok("REL", rel))
+    add("not", Tok("NOT"))
+    add("other", Tok("FILL"))
     for w, rel in (("on", "on"), ("in", "inside"), ("near", "next_to"), ("by", "next_to"), ("over", "above")):
         add(w, Tok("PREP", rel))
     for n, w in NUMBER_WORDS.items():
@@ -106,7 +112,7 @@ def _closed_class() -> dict[tuple[str, ...], list[Tok]]:
     for w in ("a", "an", "any"):
         add(w, Tok("DET", "a"))
     for w, n in (("thing", "sg"), ("things", "pl"), ("one", "sg"), ("ones", "pl"), ("object", "sg"),
-                 ("objects", "pl"), ("item", "sg"), ("items", "pl")):
+                 ("objects", "pl"), ("item", "sg"), ("items", "pl"), ("figure", "sg"), ("figures", "pl")):
         add(w, Tok("HEAD", number=n))
     add("something", Tok("DET", "a"), Tok("HEAD", number="sg"))
     add("someone", Tok("DET", "a"), Tok("HEAD", number="sg"))
@@ -116,7 +122,7 @@ def _closed_class() -> dict[tuple[str, ...], list[Tok]]:
     for w in ("of", "is", "are", "that", "which", "who", "there", "here", "at", "side", "part", "corner",
               "only", "located", "positioned", "area", "region", "half", "up", "down", "to", "among",
               "seen", "shown", "visible", "sits", "stands", "counting", "colored", "coloured", "in-color",
-              "one's", "its", "whole", "entire"):
+              "one's", "its", "whole", "entire", "toward", "towards", "edge"):
         add(w, Tok("FILL"))
     return v
 
@@ -138,6 +144,7 @@ class _Ambiguous(Exception):
 class _Segment:
     toks: list[Tok] = field(default_factory=list)
     rel: str | None = None
+    negated: bool = False
     parent: "_Segment | None" = None
     children: list["_Segment"] = field(default_factory=list)
 
@@ -166,7 +173,18 @@ class LexicalChecker:
                 key = tuple(word_tokens(text))
                 if key not in nouns:   # a category noun wins ("person")
                     self.vocab[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
+        for sup, forms in SUPER_ALTERNATES.items():      # "gadget" for electronic devices
+            for sg, pl in forms:
+                for text, number in ((sg, "sg"), (pl, "pl")):
+                    key = tuple(word_tokens(text))
+                    if key not in nouns:
+                        self.vocab[key] = [Tok("SUPER", sup, None if sg == pl else number, text)]
         self._add_affordances(lex)
+        for (rel, obj), forms in acts.ROLES.items():   # "the skier": a person riding skis
+            for sg, pl in forms:
+                for text, number in ((sg, "sg"), (pl, "pl")):
+                    self.vocab[tuple(word_tokens(text))] = [Tok("NOUN", ("person",), number, text),
+                                                           Tok("ROLE", (rel, obj), number, text)]
         self._add_people(lex)
 
     def _add_people(self, lex: Lexicon) -> None:
@@ -321,15 +339,20 @@ class LexicalChecker:
     def segments(toks: list[Tok]) -> _Segment:
         main = _Segment()
         current = main
-        after_and = False
+        after_and = negate = False
         for t in toks:
+            if t.kind == "NOT":
+                negate = True      # "not holding ...", "not the one on the couch": about the target
+                continue
             if t.kind == "REL":
-                parent = main if after_and else current
-                seg = _Segment(rel=t.value, parent=parent)
+                parent = main if after_and or negate else current
+                seg = _Segment(rel=t.value, parent=parent, negated=negate)
                 parent.children.append(seg)
                 current = seg
-                after_and = False
+                after_and = negate = False
                 continue
+            if negate and t.kind not in ("FILL", "DET", "HEAD"):
+                raise _Unverifiable(f"'not' before {t.text or t.kind!r}: only a relation can be negated")
             if t.kind == "AND":
                 after_and = True
             elif t.kind not in ("FILL", "DET"):
@@ -365,7 +388,11 @@ class LexicalChecker:
                 side = {"left_of": "left", "right_of": "right", "above": "top", "below": "bottom"}.get(child.rel)
                 cs.append(Constraint("position", side))       # "left of the picture"
             else:
-                cs.append(Constraint("relation", rel=child.rel, obj=child_prog))
+                cs.append(Constraint("not_relation" if child.negated else "relation", rel=child.rel, obj=child_prog))
+        for t in toks:
+            if t.kind == "ROLE":
+                rel, obj = t.value
+                cs.append(Constraint("relation", rel=rel, obj=Program((Constraint("category", self._spelled(obj, scene)),))))
         if not has_head:
             raise _Unverifiable("no noun, affordance phrase or 'item' for the "
                                 + ("target" if is_main else "related object"))
@@ -417,6 +444,13 @@ class LexicalChecker:
         if len(present) > 1:
             raise _Unverifiable(f"{t.text!r} could mean any of {present}")
         return present[0] if present else cands[0]
+
+    def _spelled(self, category: str, scene: Scene) -> str:
+        """The scene's spelling of a lexicon category ("Skis" for "skis"), else the key."""
+        for c in sorted(scene.categories() | set(scene.vocabulary)):
+            if (self.lexicon.key(c) or c) == category:
+                return c
+        return category
 
     def _loose(self, t: Tok, scene: Scene) -> str | None:
         """'table' for the scene's only 'dining table' when no plain table is in the scene:

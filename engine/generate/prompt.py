@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.generate.base import SpecView
 from engine.lexicon import NUMBER_WORDS, ORDINAL_WORDS, Lexicon
+from engine.lexicon import interactions as acts
 from engine.language.programs import Constraint, Program, Scene
 
 PROMPT_DIR = Path(__file__).resolve().parents[1] / "prompts"
@@ -136,7 +137,10 @@ def _targets(spec: SpecView, scene: Scene, lexicon: Lexicon, labels: dict[str, s
         if iid not in scene.instances:
             raise KeyError(f"spec {spec.spec_id}: target {iid!r} is not in the scene of image {scene.image_id!r}")
         lines.append("- " + _instance_line(iid, scene, lexicon, labels))
-        rels = sorted((r, o) for s, r, o in scene.relations if s == iid and o in scene.instances)
+        # what the masks show it doing or hiding first ("riding #4 horse"); bare contact says nothing
+        rels = sorted(((r, o) for s, r, o in scene.relations
+                       if s == iid and o in scene.instances and r != acts.CONTACT),
+                      key=lambda ro: (ro[0] not in acts.INTERACTIONS + acts.DEPTH, ro))
         for r, o in rels[:MAX_PARTNERS]:
             lines.append(f"  - {r.replace('_', ' ')} {labels[o]} {lexicon.noun(scene.instances[o]['category'])}")
     return "\n".join(lines)
@@ -185,6 +189,16 @@ def _explain_one(c: Constraint, lexicon: Lexicon, pad: str, depth: int) -> list[
         return [f"{pad}- {lexicon.affordance_type(str(v))} {v!r}{hint}"]
     if c.kind == "relation":
         head = f"{pad}- {c.rel.replace('_', ' ')} another object described by:"
+        cat = c.obj.get("category")
+        roles = acts.role_nouns(c.rel, str(cat.value)) if cat is not None and len(c.obj) == 1 else ()
+        if roles:
+            head += f" (a role noun says it too: {' or '.join(repr(r[0]) for r in roles)})"
+        if c.rel in acts.INTERACTIONS + acts.DEPTH:
+            head += f" (e.g. {' or '.join(repr(v) for v in acts.verbs(c.rel, str(cat.value) if cat is not None else None))})"
+        return [head] + _explain(c.obj, lexicon, depth + 1)
+    if c.kind == "not_relation":
+        head = (f"{pad}- NOT {c.rel.replace('_', ' ')} any object described by (others of its kind are; "
+                f"say it as 'not {acts.verbs(c.rel, None)[0]} ...' or 'the other ..., not the one ...'):")
         return [head] + _explain(c.obj, lexicon, depth + 1)
     return [f"{pad}- {json.dumps(c.to_json())}"]
 

@@ -25,15 +25,21 @@ from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, SIZE_WOR
                             Lexicon, indefinite_article, load_lexicon)
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.generate.people_words import written_garment, written_posture
+from engine.lexicon import interactions as acts
+from engine.lexicon.variety import ALTERNATE_SHARE, SUPER_ALTERNATES
 
 POS_X = {
-    "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image"),
-    "right": ("on the right", "on the right side", "on the right-hand side", "in the right part of the image"),
+    "left": ("on the left", "on the left side", "on the left-hand side", "in the left part of the image",
+             "towards the left", "toward the left edge"),
+    "right": ("on the right", "on the right side", "on the right-hand side", "in the right part of the image",
+              "towards the right", "toward the right edge"),
     "center": ("in the center", "in the middle", "in the centre", "in the central part of the image"),
 }
 POS_Y = {
-    "top": ("at the top", "near the top", "in the upper part of the image", "at the top of the picture"),
-    "bottom": ("at the bottom", "near the bottom", "in the lower part of the image", "at the bottom of the picture"),
+    "top": ("at the top", "near the top", "in the upper part of the image", "at the top of the picture",
+            "up at the top", "near the top edge"),
+    "bottom": ("at the bottom", "near the bottom", "in the lower part of the image", "at the bottom of the picture",
+               "down at the bottom", "near the bottom edge"),
     "middle": ("halfway up the image", "at mid-height", "at mid-height in the picture"),
 }
 FAR = {"left": ("on the far left", "furthest to the left"),
@@ -42,16 +48,19 @@ FAR = {"left": ("on the far left", "furthest to the left"),
        "bottom": ("at the very bottom", "lowest down in the picture")}
 FROM_SIDE = {"left": "from the left", "right": "from the right", "top": "from the top", "bottom": "from the bottom"}
 RELATIONS = {
-    "left_of": ("to the left of", "to the left of", "left of"),
-    "right_of": ("to the right of", "to the right of", "right of"),
+    "left_of": ("to the left of", "to the left of", "left of", "on the left of"),
+    "right_of": ("to the right of", "to the right of", "right of", "on the right of"),
     "above": ("above",),
     "below": ("below", "beneath", "under"),
-    "next_to": ("next to", "beside"),
+    "next_to": ("next to", "beside", "alongside", "close to"),
     "on": ("on", "on top of"),
     "inside": ("inside", "in"),
-    "overlapping": ("overlapping",),
+    "overlapping": ("overlapping", "overlapping with"),
 }
 IN_PICTURE = ("in the picture", "in the image", "in this photo", "in the photo")
+PLACED = ("located", "positioned", "seen", "visible")     # "the cup located on the left"
+REDUCED_RELATIVE = 0.45    # complex: share of predicates said without "that is"
+PLAIN_NOUN_SHARE = 0.7     # the category's plain noun; a synonym the rest of the time
 _RELATIVE_PRONOUNS = {"that", "which", "who"}
 _TRAILING_PREPOSITIONS = {"on", "at", "in", "to", "from", "with", "for", "of", "into", "over", "by"}
 
@@ -76,6 +85,7 @@ class _Head:
     standalone: str = ""             # the affordance phrase as written ("something you can sit on")
     every: str = ""                  # its universal form ("everything you can sit on")
     ends_with_preposition: bool = False
+    worn: bool = False               # a person found by what they wear or do ("whoever is dressed in white")
 
 
 class _Writer:
@@ -102,7 +112,8 @@ class _Writer:
         card = spec.cardinality
         if card == "1:1" or (card == "1:All" and n <= 1):
             # "the only dog": said of a lone instance, and always when the program counts it
-            only = (card == "1:All" and self.rng.random() < 0.5) or (card == "1:1" and count is not None)
+            only = (card == "1:All" and self.rng.random() < 0.5) or (card == "1:1" and count is not None) \
+                or (card == "1:1" and prog.get("not_relation") is not None and self.rng.random() < 0.4)
             text = self.phrase(prog, plural=False, quant="the only" if only else "the", role="target")
         elif card == "1:N":
             text = self.phrase(prog, plural=True, quant=self.count_quant(n, required=count is not None), role="target")
@@ -143,7 +154,7 @@ class _Writer:
     def noun(self, category: str, plural: bool) -> str:
         names = self.lex.names(category)
         # the plain noun most of the time, a synonym now and then
-        sg, pl = names[0] if len(names) == 1 or self.rng.random() < 0.85 else self.pick(names[1:])
+        sg, pl = names[0] if len(names) == 1 or self.rng.random() < PLAIN_NOUN_SHARE else self.pick(names[1:])
         return pl if plural else sg
 
     def color_word(self, color: str) -> str:
@@ -155,7 +166,12 @@ class _Writer:
         by_kind: dict[str, list[Constraint]] = {}
         for c in prog:
             by_kind.setdefault(c.kind, []).append(c)
-        h = self.head(by_kind, plural, role)
+        if role == "target" and quant == "the" and not plural and self.rng.random() < 0.5:
+            contrast = self.other(prog)
+            if contrast is not None:
+                return contrast
+        role_noun = self.role(by_kind, plural) if role == "target" else None
+        h = _Head(role_noun, []) if role_noun else self.head(by_kind, plural, role)
         tail_prep = h.ends_with_preposition
         pre: list[str] = []
         post: list[str] = []          # predicates that follow the head ("on the left")
@@ -188,7 +204,7 @@ class _Writer:
         if positions:
             post.append(self.position(positions))
         post += h.clauses
-        relations = [self.relation(c, plural) for c in by_kind.get("relation", [])]
+        relations = [self.relation(c, plural) for c in by_kind.get("relation", []) + by_kind.get("not_relation", [])]
 
         if quant == "every" and plural:
             quant = "all the"
@@ -204,8 +220,11 @@ class _Writer:
             np = f"{quant} {words}"
         else:
             np = words
-        if h.words == "one" and quant == "the" and not pre and role == "target" and self.complex:
+        if h.words == "one" and quant == "the" and not pre and role == "target" and self.complex and h.worn:
             np = self.pick(["the one", "the one", "whoever", "someone"])   # "whoever is dressed in white"
+        elif self.complex and role == "target" and quant == "the" and not pre and not plural and not h.standalone \
+                and h.words in ("one", "figure") and self.rng.random() < 0.25:
+            np = "someone"        # "someone who is holding the cell phone"
         if h.standalone and quant in ("the", "a") and not pre and not plural and role == "target" \
                 and self.rng.random() < 0.4:
             np = h.standalone  # "something you can sit on", "an animal that barks"
@@ -221,6 +240,10 @@ class _Writer:
         sup = by_kind.get("supercategory")
         sup_sg = self.lex.supercategory_noun(str(sup[0].value)) if sup else None
         sup_pl = self.lex.supercategory_noun(str(sup[0].value), plural=True) if sup else None
+        alternates = [a for a in SUPER_ALTERNATES.get(str(sup[0].value), ()) if not (
+            {a[0].lower(), a[1].lower()} & self.forbidden)] if sup else []
+        if alternates and self.rng.random() < ALTERNATE_SHARE:
+            sup_sg, sup_pl = self.pick(alternates)     # "the gadget ..." as well as "the electronic device ..."
         if sup and (sup_sg.lower() in self.forbidden or sup_pl.lower() in self.forbidden):
             sup = None                 # "person" cannot be said of a person in complex text
         affs = by_kind.get("affordance", [])
@@ -245,7 +268,11 @@ class _Writer:
             return _Head(sup_pl if plural else sup_sg, clauses)
         if self.complex and role == "target" and (by_kind.get("garment") or by_kind.get("posture")):
             # a person found by what they wear or do, without "person" or a synonym
-            return _Head("ones" if plural else "one", clauses)
+            return _Head("ones" if plural else "one", clauses, worn=True)
+        if self.complex and role == "target" and self._all_people():
+            # "the one riding the horse", "the figure on the left" ("someone ..." in phrase())
+            word = self.pick(("one", "one", "figure"))
+            return _Head(word + "s" if plural else word, clauses)
         if self.complex and role == "target":
             # a category the lexicon knows nothing of: a generic noun that does not name it
             word = self.pick(("item", "item", "object"))
@@ -266,8 +293,54 @@ class _Writer:
         return ", ".join(parts)
 
     def relation(self, c: Constraint, plural: bool) -> str:
-        words = self.pick(RELATIONS[c.rel]) if c.rel in RELATIONS else c.rel.replace("_", " ")
+        if c.kind == "not_relation":
+            # existential: "not holding an umbrella" (any umbrella)
+            cat = c.obj.get("category")
+            verb = self.pick(acts.verbs(c.rel, str(cat.value) if cat is not None else None))
+            return f"not {verb} {self.phrase(c.obj, plural=False, quant='a', role='object')}"
+        if c.rel in acts.VERBS or (c.rel, None) in acts.VERBS:
+            cat = c.obj.get("category")
+            words = self.pick(acts.verbs(c.rel, str(cat.value) if cat is not None else None))
+        else:
+            words = self.pick(RELATIONS[c.rel]) if c.rel in RELATIONS else c.rel.replace("_", " ")
         return f"{words} {self.object_phrase(c.obj)}"
+
+    def role(self, by_kind: dict, plural: bool) -> str | None:
+        """A role noun for a person whose program says what they ride or hold with a bare object
+        category ("the skier" = the person riding skis); the relation is then said by the noun."""
+        cats = by_kind.get("category", [])
+        if (cats and str(cats[0].value) != "person") or (not cats and not self._all_people()):
+            return None
+        for c in by_kind.get("relation", []):
+            if len(c.obj) == 1 and c.obj.get("category") is not None:
+                nouns = acts.role_nouns(c.rel, str(c.obj.get("category").value))
+                nouns = [n for n in nouns if not set(n[0].split(" ")) & self.forbidden]
+                if nouns and self.rng.random() < 0.6:
+                    by_kind["relation"] = [r for r in by_kind["relation"] if r is not c]
+                    sg, pl = self.pick(nouns)
+                    return pl if plural else sg
+        return None
+
+    def _all_people(self) -> bool:
+        return bool(self.spec.target_ids) and all(
+            self.scene.instances[t]["category"] == "person" for t in self.spec.target_ids if t in self.scene.instances)
+
+    def other(self, prog: Program) -> str | None:
+        """"the other dog, not the one on the couch": two of a kind, the target is the one the
+        negated relation leaves; said only when the other one surely has the relation."""
+        cat = prog.get("category")
+        neg = [c for c in prog if c.kind == "not_relation"]
+        if cat is None or len(prog) != 2 or len(neg) != 1 or self.spec.cardinality != "1:1":
+            return None
+        same = [i for i, f in self.scene.instances.items() if f["category"] == cat.value]
+        positive = Program((cat, Constraint("relation", rel=neg[0].rel, obj=neg[0].obj)))
+        if len(same) != 2 or any(self.scene.instances[i]["iscrowd"] for i in same) or \
+                len(evaluate(positive, self.scene)) != 1:
+            return None
+        verb = self.pick(acts.verbs(neg[0].rel, str(neg[0].obj.get("category").value)
+                                    if neg[0].obj.get("category") is not None else None))
+        noun = self.noun(str(cat.value), False)
+        return f"the other {noun}, not the one {verb} {self.object_phrase(neg[0].obj)}"
 
     def object_phrase(self, obj: Program) -> str:
         """The related object: 'the bench' when the description picks out one, else 'a bench'."""
@@ -294,19 +367,26 @@ class _Writer:
         be = "are" if plural else "is"
         relative = self.complex or tail_prep
         if not post and not relations:
-            if role == "target" and self.rng.random() < 0.15 and not tail_prep:
+            if role == "target" and self.rng.random() < 0.05 and not tail_prep:
                 return f"{np} {self.pick(IN_PICTURE)}"
             return np
         if relative and np == "whoever":
             return f"whoever {be} " + " and ".join(post + relations)
+        has_pronoun = bool(_RELATIVE_PRONOUNS & set(np.split(" ")))
+        if relative and not tail_prep and not has_pronoun and self.rng.random() < REDUCED_RELATIVE:
+            relative = False      # "the kitchen item third from the right": no "that is" every time
         if relative:
             # "something you can sit on that is on the left and next to the table";
             # after a head that already has a relative clause: "an animal that barks and is ..."
             preds = " and ".join(post + relations)
-            if _RELATIVE_PRONOUNS & set(np.split(" ")):
+            if has_pronoun:
                 return f"{np} and {be} {preds}"
+            if post and not relations and self.rng.random() < 0.35:
+                return f"{np} {self.pick(PLACED)} {preds}"     # "the appliance located at the bottom"
             return f"{np} {self.relative_pronoun(np, role)} {be} {preds}"
         text = np
+        if post and role == "target" and not post[0].startswith("from ") and self.rng.random() < 0.15:
+            text += " " + self.pick(PLACED)
         if post:
             text += " " + " ".join(post) if len(post) == 1 else " " + ", ".join(post)
         if relations:

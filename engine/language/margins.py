@@ -30,6 +30,7 @@ lowest of the green ones), so it must pick the same target with positions and re
 """
 from __future__ import annotations
 
+from engine.lexicon.interactions import CONTACT, INTERACTIONS, DEPTH
 from engine.language.programs import FILTER_KINDS, ORDINAL_FROM, Constraint, Program, Scene, evaluate
 from engine.scene.colors import parse_palette
 
@@ -50,6 +51,7 @@ ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
+CLOSE_GAP = 0.02           # interactions / depth: boxes this close may be read as related
 SURFACES = ("furniture",)  # things stand on these, not in them, whatever the mask hole says
 SELECTOR_KINDS = ("ordinal", "superlative")
 HEAD_KINDS = ("category", "supercategory", "affordance")
@@ -64,6 +66,7 @@ COLOR_NEIGHBOURS = {
     "purple": {"blue", "pink", "red"}, "pink": {"red", "purple", "white"},
     "brown": {"black", "orange", "red", "gray", "yellow"},
 }
+INSTANCE_RELATIONS = INTERACTIONS + DEPTH
 _THIRD = {"left": ("cx", 0), "center": ("cx", 1), "right": ("cx", 2),
           "top": ("cy", 0), "middle": ("cy", 1), "bottom": ("cy", 2)}
 
@@ -148,11 +151,30 @@ def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
         return sure, exact or (gap <= NEXT_TO_MAYBE_GAP and vo > 0)
     if rel == "inside" and b["supercategory"] in SURFACES:
         return False, exact   # a bowl "in" the table's mask hole stands on the table
+    if rel == "inside" and b["category"] == "person":
+        return False, exact   # a phone "inside the person" is held: nothing is in a person
+    if rel in INSTANCE_RELATIONS:
+        return exact, exact or _close(scene, i, o)
     return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed
+
+
+def _close(scene: Scene, i: str, o: str) -> bool:
+    """Masks that touch, or boxes within CLOSE_GAP: a reader may see an interaction or an
+    occlusion the facts did not decide (engine/scene/interactions.py keeps the unsure ones out)."""
+    if (i, CONTACT, o) in scene.relations or (o, CONTACT, i) in scene.relations:
+        return True
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = _box(scene.instances[i]), _box(scene.instances[o])
+    return max(ax0, bx0) - min(ax1, bx1) < CLOSE_GAP and max(ay0, by0) - min(ay1, by1) < CLOSE_GAP
 
 
 def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
             small: float, large: float) -> tuple[set[str], set[str]]:
+    if c.kind == "not_relation":
+        # sure: no object the reader might take it to relate to; maybe: none it surely relates to
+        obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
+        s = {i for i in sure if not any(_relation(scene, i, c.rel, o)[1] for o in obj_maybe if o != i)}
+        m = {i for i in maybe if not any(_relation(scene, i, c.rel, o)[0] for o in obj_sure if o != i)}
+        return s, m
     if c.kind in ("category", "supercategory", "affordance"):
         exact = evaluate(Program((c,)), scene)
         return sure & exact, maybe & exact

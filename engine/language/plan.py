@@ -19,12 +19,18 @@ from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refe
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.taxonomy import subtype_of
+from engine.lexicon.interactions import DEPTH, INTERACTIONS
 from engine.scene.colors import parse_palette
+
+INSTANCE_RELATIONS = INTERACTIONS + DEPTH
 
 C = Constraint
 
 # How natural a constraint reads to a person; lower is tried first.
-COST = {"garment": 0.8, "posture": 0.9, "color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5, "size": 1.6, "relation": 1.7}
+COST = {"garment": 0.8, "posture": 0.9, "color": 1.0, "position": 1.2, "ordinal": 1.4, "superlative": 1.5,
+        "size": 1.6, "relation": 1.7, "not_relation": 1.3}
+# what the masks show this instance doing, or which of two it hides: said first, as people do
+INSTANCE_RELATION_COST = 0.6
 GROUP_GAP = 0.15         # 1:N by position: members and the rest of the kind this far apart on that axis
 COLOR_MIN_SHARE = 0.35   # below this the "dominant" colour is not what a person would call it
 # Colour families for negatives: the dominant colour name of a photo region is rough (a black
@@ -38,6 +44,12 @@ COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm
 OLIVE = {"green": {"brown"}, "brown": {"green"}}
 NEGATIVE_KEY_MAX_HOLDERS = 2   # a complex negative's kind fact belongs to at most this many categories
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
+
+
+def _cost(c: Constraint) -> float:
+    if c.kind == "relation" and c.rel in INSTANCE_RELATIONS:
+        return INSTANCE_RELATION_COST
+    return COST[c.kind]
 
 
 def _axis(position: str) -> str:
@@ -142,7 +154,22 @@ class Planner:
                 if obj is not None and (rel, obj) not in seen:
                     seen.add((rel, obj))
                     atoms.append(C("relation", rel=rel, obj=obj))
+            atoms += self._negation_atoms(scene, iid)
         return atoms
+
+    def _negation_atoms(self, scene: Scene, iid: str) -> list[Constraint]:
+        """"not holding an umbrella": an interaction another instance of the target's kind has
+        with some instance of a category, and the target with none of that category."""
+        f = scene.instances[iid]
+        out = []
+        mine = {(rel, scene.instances[o]["category"]) for s, rel, o in scene.relations if s == iid}
+        theirs = sorted({(rel, scene.instances[o]["category"]) for s, rel, o in scene.relations
+                         if s != iid and rel in INSTANCE_RELATIONS and rel in self.cfg.relations
+                         and scene.instances[s]["category"] == f["category"]})
+        for rel, cat in theirs:
+            if (rel, cat) not in mine and cat != f["category"]:
+                out.append(C("not_relation", rel=rel, obj=Program((C("category", cat),))))
+        return out
 
     @staticmethod
     def _selectors(target: dict) -> list[Constraint]:
@@ -173,7 +200,7 @@ class Planner:
                     # "the bottle in the centre and right of the glass bottle in the centre": a
                     # described partner is said alone, or the clauses blur into each other
                     continue
-                cost = sum(COST[c.kind] for c in combo)
+                cost = sum(_cost(c) for c in combo)
                 if n >= min_extra:
                     options.append((n + cost / 10, combo))
                 described = any(c.kind == "relation" and len(c.obj) > 1 for c in combo)
@@ -229,6 +256,7 @@ class Planner:
             out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
         atoms = self._filter_atoms(scene, t)
         simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
+        simple = self._with_relation(scene, cat, t, atoms, simple)
         if people_lang.is_person(f):
             simple = people_lang.prefer(simple, scene)
         for p in simple:
@@ -246,11 +274,23 @@ class Planner:
                                  self.cfg.programs_per_target * 3, min_extra=1)
             progs = [p for p in progs if set(p.kinds()) & set(people_lang.KINDS)][:self.cfg.programs_per_target]
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
+        out += [s for s in self._instance_complex(scene, t, atoms) if s not in out]
+        for s in [s for s in out if s.tier == "complex"][self.cfg.programs_per_target:]:
+            out.remove(s)     # what they wear first, then what the masks show them doing
+        instance = any(s.tier == "complex" for s in out)
+        if instance and not self._kind_turn(scene, t):
+            return out
+        if instance:   # room for one kind-fact program within programs_per_target
+            extra = sum(s.tier == "complex" for s in out) - (self.cfg.programs_per_target - 1)
+            for s in [s for s in out if s.tier == "complex"][-extra:] if extra > 0 else []:
+                out.remove(s)
         for key in sorted(self.kind_keys(scene, f["category"])):
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break     # (people found by what they wear need no "someone who can read")
             head = Program((C("affordance", key),))
-            progs = self._search(scene, head, target, atoms, self._selectors(f), 1)
+            # beside instance facts a kind fact comes with one of them ("someone who can speak, on
+            # the left"): "the one who can read and write" alone is the same words in every photo
+            progs = self._search(scene, head, target, atoms, self._selectors(f), 1, min_extra=int(instance))
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break
@@ -262,6 +302,56 @@ class Planner:
                                      min_extra=1)
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
+
+    def _kind_turn(self, scene: Scene, t: str) -> bool:
+        """Whether this target also gets kind-fact complex programs: about one in
+        cfg.kind_fact_every, chosen by a stable hash, so kind facts stay a minority."""
+        # not the generation seed: another seed says the same programs in other words
+        h = hashlib.sha256(f"{scene.image_id}:{t}:kind".encode()).digest()
+        return h[0] % self.cfg.kind_fact_every == 0
+
+    def _with_relation(self, scene: Scene, head: Program, t: str, atoms: list[Constraint],
+                       found: list[Program]) -> list[Program]:
+        """`found`, with its last program swapped for one that relates the target to another
+        object when none does and one refers: people place a thing by what is around it."""
+        if any(c.kind in ("relation", "not_relation") for p in found for c in p):
+            return found
+        for a in (a for a in atoms if a.kind in ("relation", "not_relation")):
+            others = [b for b in atoms if b.kind not in ("relation", "not_relation")]
+            extra = self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1)
+            if extra:
+                keep = found[:self.cfg.programs_per_target - 1]
+                return keep + [p for p in extra if p not in keep]
+        return found
+
+    def _instance_complex(self, scene: Scene, t: str, atoms: list[Constraint]) -> list[Spec]:
+        """Complex programs from what the masks show of this instance (what it rides or holds,
+        what it stands in front of, what it is not doing that others of its kind do), under a
+        head that does not name its category: "the one riding the horse"."""
+        f = scene.instances[t]
+        if f.get("stuff") or not self.kind_keys(scene, f["category"]):
+            return []    # no lexicon knowledge: the generic-head path below says it
+        related = [a for a in atoms if a.kind == "not_relation" or (a.kind == "relation" and a.rel in INSTANCE_RELATIONS)]
+        related += [a for a in atoms if a.kind == "relation" and a not in related]   # then where it is
+        head = self.generic_head(f)
+        if not len(head) and not people_lang.is_person(f) and not self.cfg.generic_noun:
+            return []    # "the item on the left" also counts whatever unannotated is there
+        found: list[Program] = []
+        for a in related:
+            others = [b for b in atoms if b is not a and b not in related]
+            found += self._search(scene, head.with_(a), {t}, others, self._selectors(f), 1)
+            if len(found) >= self.cfg.programs_per_target:
+                break
+        if len(found) < self.cfg.programs_per_target:
+            # position, colour, other relations: still this instance's facts ("the one on the far left")
+            # two facts first where two are true ("the brown piece of furniture on the left"): a
+            # longer description is one nobody else in the release shares; then one fact
+            for least in (2, 1):
+                for p in self._search(scene, head, {t}, atoms, self._selectors(f), self.cfg.programs_per_target,
+                                      min_extra=least):
+                    if p not in found and len(found) < self.cfg.programs_per_target - (least == 2):
+                        found.append(p)
+        return [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in found]
 
     def kind_keys(self, scene: Scene, category: str) -> frozenset[str]:
         """The category's affordance keys, when kind facts are safe here: only if the lexicon

@@ -15,6 +15,9 @@ from typing import Iterable, Mapping
 
 FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance",
                 "garment", "posture")   # garment / posture: people only (engine.language.people)
+# negation: "not_relation" keeps the instances with no such relation to any object the program
+# selects ("the person not holding an umbrella"; "the other dog, not the one on the couch")
+FILTER_KINDS = FILTER_KINDS + ("not_relation",)
 SELECTOR_KINDS = ("ordinal", "superlative", "count")
 KINDS = FILTER_KINDS + SELECTOR_KINDS
 
@@ -33,7 +36,7 @@ class Constraint:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown constraint kind {self.kind!r}")
-        if self.kind == "relation" and (self.rel is None or self.obj is None):
+        if self.kind in ("relation", "not_relation") and (self.rel is None or self.obj is None):
             raise ValueError("a relation constraint needs rel and obj")
 
     def to_json(self) -> dict:
@@ -147,6 +150,9 @@ def _filter(c: Constraint, ids: set[str], scene: Scene) -> set[str]:
     if c.kind == "relation":
         objects = evaluate(c.obj, scene)
         return {i for i in ids if any((i, c.rel, o) in scene.relations for o in objects if o != i)}
+    if c.kind == "not_relation":
+        objects = evaluate(c.obj, scene)
+        return {i for i in ids if not any((i, c.rel, o) in scene.relations for o in objects if o != i)}
     raise AssertionError(c.kind)
 
 

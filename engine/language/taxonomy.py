@@ -27,12 +27,12 @@ CARDINALITIES = ("1:1", "1:N", "1:All", "negative")
 
 ASPECT_OF_KIND = {"color": "attribute", "garment": "attribute", "posture": "attribute",
                   "size": "size", "superlative": "size", "position": "position",
-                  "ordinal": "ordinal", "relation": "relation"}
+                  "ordinal": "ordinal", "relation": "relation", "not_relation": "relation"}
 ASPECT_ORDER = ("attribute", "size", "position", "ordinal", "relation")
 SIMPLE_SUBTYPES = ASPECT_ORDER            # and their "+" combinations, and "category"
 COMPLEX_BASES = ("function", "affordance", "state")
 COMPLEX_SUBTYPES = COMPLEX_BASES + ("reasoning",)
-REASONING_KINDS = ("relation", "superlative", "ordinal", "count")
+REASONING_KINDS = ("relation", "superlative", "ordinal", "count", "not_relation")
 
 
 def subtype_of(tier: str, program: Program, lexicon=None) -> str:

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from engine.scene import masks
+from engine.scene import interactions, masks
 from engine.scene.colors import color_summary
 from engine.scene.people import people_facts
 from engine.config import FactsConfig
@@ -345,6 +345,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
     triples = set()
     for i, j in _pairs(items, cfg.near_distance, cfg.max_relation_partners):
         triples.update(_pair_relations(items[i], items[j], cfg.near_distance))
+    triples |= interactions.relate(items, float(width * height))     # riding, holding, in front of / behind, touching
     relations = [{"image_id": image_id, "subject_id": s, "relation": r, "object_id": o}
                  for s, r, o in sorted(triples)]
     return facts, relations

@@ -38,7 +38,7 @@ def test_unknown_keys_and_bad_values_are_errors(tmp_path):
 @pytest.mark.parametrize("override, key", [
     ("ingest.unit_size=true", "ingest.unit_size"),               # a bool is not 1
     ("ingest.unit_size='8'", "ingest.unit_size"),                # nor is a string
-    ("plan.relations=[left_of, behind]", "plan.relations"),      # unknown relation
+    ("plan.relations=[left_of, beyond]", "plan.relations"),      # unknown relation
     ("facts.small_frac=-0.01", "facts.small_frac"),
     ("facts.small_frac=0.5", "facts"),                           # above large_frac
     ("check.policy.simple=[program, lexicl]", "check.policy"),   # unknown checker

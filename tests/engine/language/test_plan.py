@@ -238,7 +238,8 @@ def test_kind_facts_are_not_used_beside_a_category_the_lexicon_does_not_know():
     rows = [("dog", 0.1, "black", 900), ("widget", 0.9, "white", 900)]
     known = _custom(rows, {"dog"})
     mixed = _custom(rows, {"dog", "widget"}, unknown={"widget"})
-    aff = lambda sc: [s for s in Planner(PlanConfig(), list(AFF)).plan(sc) if s.tier == "complex" and s.program.get("affordance")]
+    aff = lambda sc: [s for s in Planner(PlanConfig(kind_fact_every=1), list(AFF)).plan(sc)
+                      if s.tier == "complex" and s.program.get("affordance")]
     assert aff(known)
     assert not aff(mixed)            # "the animal that barks" beside an unknown widget that may well bark
 

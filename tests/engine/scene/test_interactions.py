@@ -1,0 +1,100 @@
+"""Interaction, depth and contact facts from hand-drawn masks (engine/scene/interactions.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from engine.config import FactsConfig
+from engine.scene import masks
+from engine.scene.facts import describe_image
+
+H, W = 200, 300
+
+
+def _describe(shapes: list[tuple[str, np.ndarray]], supercategories: dict | None = None) -> set[tuple[int, str, int]]:
+    rows = []
+    for k, (cat, m) in enumerate(shapes):
+        rle = masks.encode(m)
+        x, y, w, h = masks.bbox(rle, H, W)
+        rows.append({"instance_id": f"t:{k}", "image_id": "t", "source_id": "t", "orig_id": k, "category_id": k,
+                     "category": cat, "supercategory": (supercategories or {}).get(cat, "thing"), "iscrowd": False,
+                     "area": float(m.sum()), "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "rle": rle,
+                     "height": H, "width": W})
+    img = {"image_id": "t", "width": W, "height": H, "uri": "/nowhere/t.png"}
+    _, rels = describe_image(img, pd.DataFrame(rows), np.full((H, W, 3), 128, np.uint8), FactsConfig())
+    return {(int(r["subject_id"][2:]), r["relation"], int(r["object_id"][2:])) for r in rels}
+
+
+def _box(x0, y0, x1, y1) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def _horse() -> np.ndarray:
+    body = _box(100, 100, 220, 140)
+    for x in (105, 130, 185, 205):
+        body |= _box(x, 140, x + 10, 190)        # legs to the ground at y = 190
+    return body
+
+
+def test_rider_astride_a_horse_rides_it_and_a_person_beside_it_does_not():
+    horse = _horse()
+    walker = _box(225, 90, 245, 190)              # beside it, feet on the ground
+    rider_mask = _box(150, 60, 170, 135)          # head above the horse, legs down its flank
+    horse_mask = horse & ~rider_mask              # the rider hides a strip of the horse
+    rels = _describe([("person", rider_mask), ("horse", horse_mask), ("person", walker)])
+    assert (0, "riding", 1) in rels
+    assert (2, "riding", 1) not in rels
+    assert (0, "touching", 1) in rels and (1, "touching", 0) in rels
+    assert not any(r == "riding" and s == 1 for s, r, _ in rels)
+
+
+def test_a_cup_in_a_hand_is_held_a_cup_on_the_table_in_front_is_not():
+    person = _box(40, 20, 80, 190)
+    cup = _box(80, 60, 92, 75)                    # touching the person's side, chest high
+    rels = _describe([("person", person), ("cup", cup)])
+    assert (0, "holding", 1) in rels
+    table = _box(60, 120, 200, 140)
+    cup_on_table = _box(100, 105, 112, 120) | _box(80, 110, 100, 112)  # touches the person and the table
+    rels = _describe([("person", person), ("cup", cup_on_table), ("dining table", table & ~person)],
+                     {"dining table": "furniture"})
+    assert (0, "holding", 1) not in rels
+
+
+def test_a_cup_touching_two_people_is_held_by_neither():
+    a, b = _box(40, 20, 80, 190), _box(92, 20, 130, 190)
+    cup = _box(80, 60, 92, 75)
+    rels = _describe([("person", a), ("person", b), ("cup", cup)])
+    assert not {(0, "holding", 2), (1, "holding", 2)} & rels
+
+
+def test_the_mask_that_bites_into_the_other_is_in_front():
+    bus = _box(50, 40, 250, 150)
+    person = _box(120, 70, 150, 190)              # stands in front of the bus, down to the ground
+    rels = _describe([("bus", bus & ~person), ("person", person)])
+    assert {(1, "in_front_of", 0), (0, "behind", 1)} <= rels
+    assert (0, "in_front_of", 1) not in rels
+
+
+def test_side_by_side_boxes_have_no_depth():
+    rels = _describe([("bus", _box(20, 40, 120, 150)), ("truck", _box(120, 40, 220, 150))])
+    assert (0, "touching", 1) in rels
+    assert not {r for _, r, _ in rels} & {"in_front_of", "behind", "riding", "holding"}
+
+
+def test_a_frame_one_sees_through_is_not_behind():
+    frame = _box(50, 40, 250, 150) & ~_box(60, 50, 240, 140)   # a hollow rectangle (a bicycle, a fence)
+    person = _box(120, 30, 150, 190)
+    rels = _describe([("bicycle", frame & ~person), ("person", person)])
+    assert (1, "in_front_of", 0) not in rels
+
+
+def test_a_skier_stands_on_the_skis_and_a_carried_board_is_not_ridden():
+    person = _box(100, 40, 130, 170)
+    skis = _box(80, 170, 160, 176)
+    rels = _describe([("person", person), ("skis", skis)])
+    assert (0, "riding", 1) in rels
+    board = _box(130, 90, 140, 150)               # carried at the hip
+    rels = _describe([("person", person), ("surfboard", board)])
+    assert (0, "riding", 1) not in rels
