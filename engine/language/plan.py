@@ -318,7 +318,9 @@ class Planner:
             return found
         for a in (a for a in atoms if a.kind in ("relation", "not_relation")):
             others = [b for b in atoms if b.kind not in ("relation", "not_relation")]
-            extra = self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1)
+            if len(a.obj) > 1:
+                others = []   # a described partner is the only clause
+            extra = self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]) if others else [], 1)
             if extra:
                 keep = found[:self.cfg.programs_per_target - 1]
                 return keep + [p for p in extra if p not in keep]
@@ -338,8 +340,8 @@ class Planner:
             return []    # "the item on the left" also counts whatever unannotated is there
         found: list[Program] = []
         for a in related:
-            others = [b for b in atoms if b is not a and b not in related]
-            found += self._search(scene, head.with_(a), {t}, others, self._selectors(f), 1)
+            others = [b for b in atoms if b is not a and b not in related] if len(a.obj) == 1 else []
+            found += self._search(scene, head.with_(a), {t}, others, self._selectors(f) if others else [], 1)
             if len(found) >= self.cfg.programs_per_target:
                 break
         if len(found) < self.cfg.programs_per_target:
