@@ -132,6 +132,10 @@ def main() -> int:
         local = UnitWorker(run_cfg)
         bodies, free_chars = [], []
         free = load_prompt("free_v1")        # the free-language prompt's size, for the cost model
+        from engine.checks.mllm_choice import MLLMChoiceChecker   # and the choice question's
+        chooser = MLLMChoiceChecker(cfg.check.mllm.model_copy(update={"model": "m"}), local.lexicon,
+                                    base_url="http://127.0.0.1:9/v1")
+        choice_chars = []
         for u in units:
             images, instances = data.unit(u)
             facts, relations = describe(images, instances, cfg.facts)
@@ -142,6 +146,9 @@ def main() -> int:
                 bodies.append((spec.image_id, local.generator.request_body(spec, scenes[spec.image_id],
                                                                             cfg.generate.seed, [])))
                 free_chars.append(sum(map(len, free.render(spec, scenes[spec.image_id], local.lexicon, []))))
+                q = chooser.question(spec, scenes[spec.image_id])
+                qb = chooser.request_body("the small black dog to the left of the bench", spec, q)
+                choice_chars.append(sum(len(m["content"]) for m in qb["messages"]))
         # the tiny model's tokenizer is a byte-level BPE trained on a few lines (~1 token per 1-2
         # characters): its token counts overstate a real model's; characters carry to any tokenizer
         chars = [sum(len(m["content"]) if isinstance(m["content"], str) else
@@ -187,7 +194,8 @@ def main() -> int:
               f"{r['prompt_tokens_per_instruction']:>17.1f} {r['output_tokens_per_instruction']:>17.1f} "
               f"{str(r['prefix_cache_hit_rate']):>10}")
     print(f"prompt characters per request: {sum(chars) / len(chars):.0f} (express, instruct_v1); "
-          f"{sum(free_chars) / len(free_chars):.0f} (free, free_v1; text only, images not counted)")
+          f"{sum(free_chars) / len(free_chars):.0f} (free, free_v1; text only, images not counted); "
+          f"choice question {sum(choice_chars) / len(choice_chars):.0f}")
     print(f"ratio engine/direct instructions/s: {ratio:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "ratio": ratio, "prompt_chars": sum(chars) / len(chars),
