@@ -136,6 +136,7 @@ def main() -> int:
         chooser = MLLMChoiceChecker(cfg.check.mllm.model_copy(update={"model": "m"}), local.lexicon,
                                     base_url="http://127.0.0.1:9/v1")
         choice_chars = []
+        t_cpu = time.perf_counter()
         for u in units:
             images, instances = data.unit(u)
             facts, relations = describe(images, instances, cfg.facts)
@@ -149,6 +150,7 @@ def main() -> int:
                 q = chooser.question(spec, scenes[spec.image_id])
                 qb = chooser.request_body("the small black dog to the left of the bench", spec, q)
                 choice_chars.append(sum(len(m["content"]) for m in qb["messages"]))
+        cpu_s = time.perf_counter() - t_cpu     # describe + plan (+ prompt rendering) alone, one process
         # the tiny model's tokenizer is a byte-level BPE trained on a few lines (~1 token per 1-2
         # characters): its token counts overstate a real model's; characters carry to any tokenizer
         chars = [sum(len(m["content"]) if isinstance(m["content"], str) else
@@ -193,12 +195,16 @@ def main() -> int:
         print(f"{r['run']:8} {r['instructions']:>6} {r['wall_s']:>8.1f} {r['instructions_per_s']:>8.2f} "
               f"{r['prompt_tokens_per_instruction']:>17.1f} {r['output_tokens_per_instruction']:>17.1f} "
               f"{str(r['prefix_cache_hit_rate']):>10}")
+    print(f"describe + plan + prompts of all units in one process, no model: {cpu_s:.1f}s "
+          f"(the engine path's CPU share; here on the same cores as the CPU engines)")
     print(f"prompt characters per request: {sum(chars) / len(chars):.0f} (express, instruct_v1); "
           f"{sum(free_chars) / len(free_chars):.0f} (free, free_v1; text only, images not counted); "
           f"choice question {sum(choice_chars) / len(choice_chars):.0f}")
     print(f"ratio engine/direct instructions/s: {ratio:.3f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "ratio": ratio, "prompt_chars": sum(chars) / len(chars),
+        Path(args.json).write_text(json.dumps({"results": results, "ratio": ratio, "prompt_chars": sum(chars) / len(chars), "cpu_stages_s": cpu_s,
+                                                "free_chars": sum(free_chars) / len(free_chars),
+                                                "choice_chars": sum(choice_chars) / len(choice_chars),
                                                 "args": vars(args)}, indent=1))
     return 0
 
