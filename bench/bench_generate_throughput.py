@@ -1,6 +1,6 @@
 """Generation throughput: the same prompts through the engine path and straight to the engines.
 
-    python bench/bench_generate_throughput.py [--source ../shared/data/coco-sample] [--images 8]
+    python bench/bench_generate_throughput.py [--source ../shared/data/coco-sample] [--images 8] [--unit-size 1]
         [--replicas 2] [--concurrency 8] [--unit-actors 2] [--max-tokens 64]
         [--home ~/.cache/sam3i/vllm-cpu] [--model DIR --served-name NAME --python VLLM_PY]
 
@@ -88,6 +88,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--source", default=str(REPO.parent / "shared" / "data" / "coco-sample"))
     ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--unit-size", type=int, default=1, help="images per unit (a unit's last spec holds its actor)")
     ap.add_argument("--replicas", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=8, help="specs in flight per unit actor")
     ap.add_argument("--unit-actors", type=int, default=2)
@@ -114,7 +115,7 @@ def main() -> int:
         f"generate.vllm.chunked_prefill={'true' if args.num_gpus else 'false'}",
         f"generate.concurrency={args.concurrency}", f"generate.max_tokens={args.max_tokens}",
         "generate.temperature=1.0", "check.max_rounds=1", *policy,
-        "ingest.unit_size=1", f"ray.stages.unit.concurrency={args.unit_actors}",
+        f"ingest.unit_size={args.unit_size}", f"ray.stages.unit.concurrency={args.unit_actors}",
     ])
     work = Path(tempfile.mkdtemp(prefix="bench-gen-"))
     from tests.coco_fixtures import make_case   # the first N images of the sample, as a source
