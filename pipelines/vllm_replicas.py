@@ -39,7 +39,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayError
 
 from engine.config import EngineConfig, VllmConfig
-from engine.serving.vllm_process import VllmProcess, VllmStartError, kill_group
+from engine.serving.vllm_process import VllmProcess, VllmStartError, kill_group, stop_groups
 
 log = logging.getLogger(__name__)
 UNHEALTHY_CHECKS = 3          # consecutive failed /health checks of a live process before a restart
@@ -118,6 +118,7 @@ class VllmReplicas:
         self.actors: list = []
         self.infos: list[dict] = []
         self.replaced = 0                  # actors replaced after dying
+        self.starting: list = []           # replacements still starting
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._monitor: threading.Thread | None = None
@@ -167,6 +168,7 @@ class VllmReplicas:
         if old.get("pgid") and old.get("host") == socket.gethostname():
             kill_group(old["pgid"], timeout=10)       # its server outlived it: free the port and memory
         actor = self._new(k, old["port"])
+        self.starting.append(actor)
         try:
             info = ray.get(actor.info.remote(), timeout=self.vcfg.startup_timeout_s + 60)
         except (RayError, GetTimeoutError) as e:
@@ -174,6 +176,8 @@ class VllmReplicas:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
             return                                     # the next pass tries again
+        finally:
+            self.starting.remove(actor)
         with self._lock:
             self.actors[k], self.infos[k] = actor, info
             self.replaced += 1
@@ -185,13 +189,14 @@ class VllmReplicas:
         stops = [a.stop.remote() for a in self.actors]
         with contextlib.suppress(RayError, GetTimeoutError):
             ray.get(stops, timeout=60)
-        for a in self.actors:
+        for a in self.actors + self.starting:
             with contextlib.suppress(Exception):
                 ray.kill(a)
-        here = socket.gethostname()
-        for info in self.infos:                         # a server whose actor died before stop()
-            if info.get("pgid") and info.get("host") == here:
-                kill_group(info["pgid"], timeout=10)
+        # servers whose actor died before stop() or was killed while starting one: every group
+        # a replica on this machine started is recorded in the log folder
+        left = stop_groups(self.log_dir)
+        if left:
+            log.warning("stopped %d vLLM process group(s) that outlived their replica: %s", len(left), left)
         if self in ACTIVE:
             ACTIVE.remove(self)
 

@@ -115,7 +115,10 @@ class VllmProcess:
             log.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(cmd)}\n")
             log.flush()
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(self.cfg),
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
+        # every group this replica ever started, for a supervisor that outlives it (stop_groups)
+        with open(pgid_file(self.log_path), "a") as f:
+            f.write(f"{self.proc.pid}\n")
         while time.monotonic() - t0 < self.cfg.startup_timeout_s:
             if self.proc.poll() is not None:
                 raise VllmStartError(f"vLLM exited with {self.proc.returncode} while starting on port {self.port}:\n"
@@ -167,3 +170,52 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+try:                              # loaded before any fork: the child only makes the call
+    import ctypes
+
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies (Linux
+    PR_SET_PDEATHSIG), so a killed actor does not leave its API server running."""
+    if _PRCTL is not None:
+        _PRCTL(1, int(signal.SIGKILL))
+
+
+def pgid_file(log_path: str | Path) -> Path:
+    return Path(str(log_path) + ".pgid")
+
+
+def _vllm_members(pgid: int) -> list[int]:
+    """Live processes of group `pgid` that are vLLM's (command line or title mentions vllm)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and "vllm" in cmd.lower() and fields[0] != "Z":
+            out.append(int(d.name))
+    return out
+
+
+def stop_groups(log_dir: str | Path, timeout: float = 15) -> list[int]:
+    """Stop every vLLM process group recorded under `log_dir` (*.pgid) that still has vLLM
+    processes; a group id reused by another program is left alone. Returns the groups stopped."""
+    stopped = []
+    for f in Path(log_dir).glob("*.pgid"):
+        for line in f.read_text().split():
+            pgid = int(line)
+            if _vllm_members(pgid):
+                kill_group(pgid, timeout)
+                stopped.append(pgid)
+    return stopped

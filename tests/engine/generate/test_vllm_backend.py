@@ -5,6 +5,8 @@ prompt (no program; the choice failure as feedback), the photo first in a multim
 and the configuration rules of the free mode."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.config import ConfigError, EngineConfig, GenerateConfig, load_config
@@ -112,7 +114,7 @@ def test_free_mode_config_requires_the_choice_check():
     with pytest.raises(ConfigError, match="needs a model backend"):
         load_config(None, ["generate.mode=free"] + [f"check.policy.{t}=[mllm_choice]"
                                                     for t in ("concept", "simple", "complex", "negative")])
-    cfg = load_config("infra/vllm/qwen3-vl-8b-free.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[3] / "infra" / "vllm" / "qwen3-vl-8b-free.yaml")
     assert cfg.generate.backend == "vllm" and cfg.generate.mode == "free" and cfg.generate.send_image
     assert all("mllm_choice" in names for names in cfg.check.policy.values())
 
