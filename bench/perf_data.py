@@ -77,6 +77,8 @@ def env_for(repo: Path) -> dict:
     env["PYTHONPATH"] = str(repo)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Prefect's temporary server gets 20 s to start by default: too short on a loaded 2-core machine
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return env
 
 
