@@ -52,6 +52,10 @@ SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
 CLOSE_GAP = 0.02           # interactions / depth: boxes this close may be read as related
+# What one thing can be "inside" of (COCO names; a custom category is never a container here)
+CONTAINERS = frozenset({"bowl", "cup", "wine glass", "vase", "sink", "toilet", "bathtub", "refrigerator",
+                        "oven", "microwave", "suitcase", "handbag", "backpack", "car", "bus", "truck",
+                        "train", "boat", "airplane", "basket", "box", "bottle"})
 SURFACES = ("furniture",)  # things stand on these, not in them, whatever the mask hole says
 SELECTOR_KINDS = ("ordinal", "superlative")
 HEAD_KINDS = ("category", "supercategory", "affordance")
@@ -151,8 +155,10 @@ def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
         return sure, exact or (gap <= NEXT_TO_MAYBE_GAP and vo > 0)
     if rel == "inside" and b["supercategory"] in SURFACES:
         return False, exact   # a bowl "in" the table's mask hole stands on the table
-    if rel == "inside" and b["category"] == "person":
-        return False, exact   # a phone "inside the person" is held: nothing is in a person
+    if rel == "inside" and b["category"] not in CONTAINERS:
+        # a keyboard "inside the laptop" is part of it, a phone "inside the person" is held:
+        # only things people put others into hold something
+        return False, exact
     if rel in INSTANCE_RELATIONS:
         return exact, exact or _close(scene, i, o)
     return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed

@@ -177,7 +177,7 @@ class Planner:
                     C("ordinal", "left:2"), C("ordinal", "right:2"), C("ordinal", "top:2"), C("ordinal", "bottom:2"),
                     C("ordinal", "left:3"), C("ordinal", "right:3")]
         if target.get("stuff"):
-            return ordinals
+            return []     # "the plant second from the top" for a lawn below a wood: no counting regions
         return ordinals + [C("superlative", "largest"), C("superlative", "smallest")]
 
     # ---- search ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 from engine.config import PlanConfig
 from engine.language.margins import evaluate_with_margin, refers_with_margin
 from engine.language.plan import Planner
-from engine.language.programs import P, Constraint as C, Scene, evaluate
+from engine.language.programs import P, Constraint, Constraint as C, Scene, evaluate
 
 
 def inst(iid, cat, cx, cy, w=0.08, h=0.3, color="black", color_frac=0.8, sup=None, **kw):
@@ -288,3 +288,22 @@ def test_no_green_negative_for_brown_things():
         negs |= {s.program.get("color").value for s in Planner(PlanConfig(negatives_per_image=20), ["fig"], seed=seed).plan(sc)
                  if s.cardinality == "negative" and s.tier == "simple"}
     assert negs and "green" not in negs
+
+
+def test_inside_only_of_a_container_and_no_counting_of_stuff_regions():
+    # a keyboard "inside the laptop" is part of it; a cup inside a bowl is in it
+    kb = inst("k", "keyboard", 0.5, 0.3, sup="electronic")
+    lap = inst("l", "laptop", 0.5, 0.3, w=0.6, h=0.5, sup="electronic")
+    sc = scene(kb, lap, inst("k2", "keyboard", 0.2, 0.8, sup="electronic"), relations={("k", "inside", "l")})
+    rel = P(C("category", "keyboard"), Constraint("relation", rel="inside", obj=P(C("category", "laptop"))))
+    assert evaluate(rel, sc) == {"k"} and not refers_with_margin(rel, sc, {"k"})
+    cup = inst("c", "cup", 0.5, 0.5, sup="kitchen")
+    bowl = inst("b", "bowl", 0.5, 0.5, w=0.4, h=0.4, sup="kitchen")
+    sc = scene(cup, bowl, inst("c2", "cup", 0.1, 0.9, sup="kitchen"), relations={("c", "inside", "b")})
+    rel = P(C("category", "cup"), Constraint("relation", rel="inside", obj=P(C("category", "bowl"))))
+    assert refers_with_margin(rel, sc, {"c"})
+    # a wood above a lawn: no "the plant second from the top"
+    wood = inst("w", "tree-merged", 0.5, 0.2, w=1.0, h=0.4, sup="plant", stuff=True)
+    lawn = inst("g", "grass-merged", 0.5, 0.8, w=1.0, h=0.4, sup="plant", stuff=True)
+    specs = plan(scene(wood, lawn))
+    assert not [s for s in specs if any(c.kind in ("ordinal", "superlative") for c in s.program)]

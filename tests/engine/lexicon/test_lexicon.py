@@ -90,7 +90,7 @@ def test_phrase_forms_compose_with_a_determiner():
 def test_api_for_known_and_unknown_categories():
     assert LEX.noun("dog") == "dog" and LEX.plural("dog") == "dogs"
     assert {"dog", "dogs", "canine", "canines", "puppy", "puppies"} <= LEX.nouns_of("dog")
-    assert LEX.noun("tree-merged") == "tree" and LEX.plural("tree-merged") == "trees"
+    assert LEX.noun("tree-merged") == "trees" and LEX.plural("tree-merged") == "trees"   # a region of trees
     assert "pairs of skis" in LEX.nouns_of("skis") and "skis" in LEX.nouns_of("skis")
     assert {"barks", "pet"} <= LEX.affordances("dog")
     amap = LEX.affordance_map()
