@@ -37,7 +37,7 @@ from engine.scene.colors import parse_palette
 POS_MARGIN = 0.05          # share of the frame a centroid must sit inside its third
 POS_IN_THIRD = 0.6         # ... and this share of its extent along that axis must lie in it
 POS_MAYBE_SHARE = 0.4      # an object with this share of its extent in a third may be read as there
-CENTRE_REACH = 0.02        # a centre / middle target's extent comes this close to the frame's middle line
+CENTRE_REACH = 0.15        # a centre / middle target reaches this share of its extent past the frame's middle line
 CENTRAL_BAND = (0.25, 0.75)  # "in the centre" with no height word: the target's height in the frame
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
@@ -96,7 +96,8 @@ def _position(f: dict, value: str) -> tuple[bool, bool]:
         if b == 1 and a1 > a0:
             # "in the centre" / "halfway up": the object reaches the frame's middle line; one
             # just inside the middle third, wholly to one side of it, reads as left or right of it
-            sure = sure and a0 - CENTRE_REACH <= 0.5 <= a1 + CENTRE_REACH
+            reach = CENTRE_REACH * (a1 - a0)
+            sure = sure and a0 + reach <= 0.5 <= a1 - reach
     axis = 0 if coord == "cx" else 1
     box = _box(f)
     a0, a1 = box[axis], box[axis + 2]

@@ -41,7 +41,8 @@ COLOR_FAMILY = {"red": "warm", "orange": "warm", "yellow": "warm", "pink": "warm
                 "black": "neutral", "white": "neutral", "gray": "neutral"}
 # Olive and khaki read "brown" to the colour namer and "green" to many people: a brown fig is
 # no place for "the green fig" (a distinction, not a negative, still tells them apart)
-OLIVE = {"green": {"brown"}, "brown": {"green"}}
+OLIVE = {"green": {"brown"}, "brown": {"green"},
+         "purple": {"black", "gray"}}   # and a dark purple fig reads "black" to the namer
 NEGATIVE_KEY_MAX_HOLDERS = 2   # a complex negative's kind fact belongs to at most this many categories
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
