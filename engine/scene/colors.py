@@ -55,7 +55,8 @@ def classify(rgb: np.ndarray) -> np.ndarray:
     orange = (h >= 12) & (h < 40)
     # brown: dark orange, desaturated orange (tan, wood), very dark red, dull dark gold
     dull_gold = (h >= 40) & (h < 55) & (v < 0.5) & (s < 0.6)
-    brown = (orange & ((v < 0.65) | (s < 0.5))) | (red & (v < 0.4)) | dull_gold
+    # ... and muted mid-bright orange (tan, copper: a kiwi's skin) that people call brown
+    brown = (orange & ((v < 0.65) | (s < 0.5) | ((v < 0.8) & (s < 0.75)))) | (red & (v < 0.4)) | dull_gold
     out[brown] = _IDX["brown"]
     # very dark yellow-green (olive) is green; shaded but saturated yellow stays yellow
     out[(h >= 55) & (h < 68) & (v < 0.4)] = _IDX["green"]

@@ -62,6 +62,8 @@ def test_shaded_object_keeps_its_name(hue, name):
 def test_dark_and_light_variants():
     # dark orange reads brown, light desaturated red reads pink, dark desaturated anything black
     assert color_name((140, 75, 20)) == "brown"
+    assert color_name((186, 125, 61)) == "brown"     # a kiwi's tan skin (judged: not "orange")
+    assert color_name((200, 110, 20)) == "orange"    # an orange in shade stays orange
     assert color_name((250, 200, 200)) == "pink"
     assert color_name((40, 30, 35)) == "black"
     # warm-lit white (a sheep, a wall) is white, not brown
