@@ -286,6 +286,16 @@ def evaluate_with_margin(program: Program, scene: Scene, small: float = 0.01,
     return sure, maybe
 
 
+def _central_height(f: dict) -> bool:
+    """Said alone, "in the centre" is the middle of the picture: the object's centroid lies in
+    the central band and its extent reaches well across the frame's horizontal middle line."""
+    if not CENTRAL_BAND[0] <= float(f["cy"]) <= CENTRAL_BAND[1]:
+        return False
+    _, y0, _, y1 = _box(f)
+    reach = CENTRE_REACH * (y1 - y0)
+    return y1 <= y0 or y0 + reach <= 0.5 <= y1 - reach
+
+
 def refers_with_margin(program: Program, scene: Scene, targets: set[str], small: float = 0.01,
                        large: float = 0.10) -> bool:
     """True when a viewer reading the program would pick exactly `targets` (empty: nothing)."""
@@ -294,7 +304,7 @@ def refers_with_margin(program: Program, scene: Scene, targets: set[str], small:
         return False
     values = {c.value for c in program if c.kind == "position"}
     if "center" in values and not values & {"top", "middle", "bottom"} and \
-            any(not CENTRAL_BAND[0] <= scene.instances[t]["cy"] <= CENTRAL_BAND[1] for t in targets):
+            any(not _central_height(scene.instances[t]) for t in targets):
         return False   # "the fig in the middle" is read as the middle of the picture, not of its top edge
     scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
     if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):

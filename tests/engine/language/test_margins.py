@@ -307,3 +307,15 @@ def test_inside_only_of_a_container_and_no_counting_of_stuff_regions():
     lawn = inst("g", "grass-merged", 0.5, 0.8, w=1.0, h=0.4, sup="plant", stuff=True)
     specs = plan(scene(wood, lawn))
     assert not [s for s in specs if any(c.kind in ("ordinal", "superlative") for c in s.program)]
+
+
+def test_in_the_centre_alone_means_the_middle_of_the_picture():
+    # a whole orange at the top centre and a wedge at the bottom centre are not "both in the centre"
+    top = inst("a", "orange", 0.5, 0.28, w=0.3, h=0.5)
+    wedge = inst("b", "orange", 0.5, 0.72, w=0.25, h=0.4)
+    side = inst("c", "orange", 0.12, 0.5, w=0.2, h=0.4)
+    sc = scene(top, wedge, side)
+    assert not refers_with_margin(P(C("category", "orange"), C("position", "center"), C("count", 2)), sc, {"a", "b"})
+    middle = inst("a", "orange", 0.5, 0.5, w=0.3, h=0.4)
+    sc = scene(middle, side, inst("d", "orange", 0.88, 0.5, w=0.2, h=0.4))
+    assert refers_with_margin(P(C("category", "orange"), C("position", "center")), sc, {"a"})
