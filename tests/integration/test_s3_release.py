@@ -29,7 +29,8 @@ def two_sources():
 
 
 def _cfg(**kw):
-    base = dict(shard_max_count=1000, shard_max_bytes=10**9, val_fraction=0.2,
+    # one shard per split (not per work unit), so the train shard is big enough for multipart
+    base = dict(shard_max_count=1000, shard_max_bytes=10**9, val_fraction=0.2, shard_by_unit=False,
                 multipart_threshold=5 * MiB, upload_attempts=2, upload_backoff_s=0.1)
     return ReleaseConfig(**{**base, **kw})
 
