@@ -13,7 +13,7 @@ in the same words as positives):
 Content figures over the programs behind the text:
 - kind share (complex): programs whose head is a kind fact (an affordance: "who can speak").
 - people's instance share (complex 1:1 about people): programs saying something of this person
-  (position, order, size, colour, interaction, depth, contrast) rather than of people in general.
+  (clothing, posture, position, order, size, colour, interaction, depth, contrast) rather than of people in general.
 - related share (1:1, images with two or more instances): programs relating the target to
   another object (a relation or a negated one).
 """
@@ -33,7 +33,8 @@ HUMAN_REFERENCE = {
     "RefCOCOg (human)": {"distinct_2": 0.63, "types": 740, "duplicate_share": 0.002, "words_mean": 8.4},
     "human complex": {"words_mean": 11.4},
 }
-INSTANCE_KINDS = {"position", "ordinal", "superlative", "size", "color", "relation", "not_relation"}
+INSTANCE_KINDS = {"position", "ordinal", "superlative", "size", "color", "relation", "not_relation",
+                  "garment", "posture"}   # what this person wears or how they are posed
 
 
 def text_stats(texts: list[str], sample: int = SAMPLE, seed: int = 0) -> dict:
@@ -111,7 +112,7 @@ def markdown(stats: dict) -> str:
         return "\n".join(rows)
     rows += ["", f"Complex instructions headed by a kind fact (true of every member of the category): "
                  f"{100 * c['complex_kind_share']:.0f}%. People's complex one-instance instructions saying something "
-                 f"of that person (position, interaction, depth, contrast ...): {100 * c['people_complex_instance_share']:.0f}% "
+                 f"of that person (clothing, posture, position, interaction, depth, contrast ...): {100 * c['people_complex_instance_share']:.0f}% "
                  f"of {c['people_complex_n']}. One-instance instructions on images with two or more objects that "
                  f"relate the target to another object: {100 * c['one_to_one_related_share']:.0f}% of {c['one_to_one_n']}."]
     return "\n".join(rows)
