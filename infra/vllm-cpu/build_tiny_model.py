@@ -31,21 +31,30 @@ CORPUS = [
 ]
 
 
-def build(out: Path, seed: int = 0) -> Path:
-    import torch
+def tokenizer(specials: list[str], chat_template: str):
+    """A byte-level BPE trained on the filler corpus, with the given special tokens and chat
+    template (shared with build_tiny_vlm.py)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(CORPUS * 20, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = chat_template
     fast.model_max_length = 8192
+    return fast
+
+
+def build(out: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    fast = tokenizer(SPECIALS, CHAT_TEMPLATE)
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
 
