@@ -174,6 +174,8 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         for stratum in strata:
             counts[stratum][0] += 1
             counts[stratum][1] += v["verdict"] == "correct"
+        if args.show_wrong and v["verdict"] == "wrong":
+            print(f"  wrong [{it.stratum}] {r.image_id}: {r.text!r} ({v['reason']}: {v['note']})")
     if todo:
         pd.DataFrame(todo).to_csv(out / "to_judge.csv", index=False)
     print(f"\n## {name}: {considered} sampled" + (f" ({args.filter})" if args.filter else "")
@@ -197,6 +199,7 @@ def main() -> None:
     ap.add_argument("--filter", choices=["people"], help="judge only items about people")
     ap.add_argument("--facts", nargs="+", choices=sorted(FACT_TYPES), default=[],
                     help="judge every instruction using these instance fact types, one stratum per type")
+    ap.add_argument("--show-wrong", action="store_true", help="list the sampled items judged wrong, with notes")
     args = ap.parse_args()
     total: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for name in args.sets:
