@@ -72,12 +72,13 @@ class PlanConfig(_Section):
     no_color_supercategories: list[str] = Field(default_factory=lambda: ["person"])
     # Relations a program may use. A photo is 2D: "below" in the image is often "in front of"
     # (the person "below the bus" walks in front of it) and "on" cannot tell support from
-    # occlusion, so above / below / on are off by default; left/right of, next to, inside and
-    # overlapping read the same in the picture and in the world.
+    # occlusion, so "on" is off by default, and above / below are said ("directly below") only
+    # of boxes stacked in the picture, sharing columns and nearly meeting (margins._stacked);
+    # left/right of, next to, inside and overlapping read the same in the picture and the world.
     # riding / holding / in_front_of / behind are decided from touching masks only where the
     # geometry leaves no doubt (engine/scene/interactions.py)
-    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping",
-                                                          "riding", "holding", "in_front_of", "behind"])
+    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "above", "below", "next_to", "inside",
+                                                          "overlapping", "riding", "holding", "in_front_of", "behind"])
     # A category the lexicon knows nothing of gets complex instructions from instance facts under
     # its supercategory, or else (when this is on) under "the item" / "the object". The generic
     # noun assumes nothing unannotated in the photo could be called an item, which real photos

@@ -50,8 +50,10 @@ FROM_SIDE = {"left": "from the left", "right": "from the right", "top": "from th
 RELATIONS = {
     "left_of": ("to the left of", "to the left of", "left of", "on the left of"),
     "right_of": ("to the right of", "to the right of", "right of", "on the right of"),
-    "above": ("above",),
-    "below": ("below", "beneath", "under"),
+    # above / below are said of a thing directly over the other in the picture (margins._stacked)
+    # ("right below" would read as a side next to "to the right of")
+    "above": ("directly above", "just above"),
+    "below": ("directly below", "just below", "directly beneath"),
     "next_to": ("next to", "beside", "alongside", "close to"),
     "on": ("on", "on top of"),
     "inside": ("inside", "in"),

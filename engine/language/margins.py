@@ -52,6 +52,8 @@ SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
 CLOSE_GAP = 0.02           # interactions / depth: boxes this close may be read as related
+STACK_SURE_GAP = 0.05      # above / below: the boxes this close vertically (frame share) ...
+STACK_OVERLAP = 0.5        # ... sharing this share of the narrower one's columns: directly above
 # What one thing can be "inside" of (COCO names; a custom category is never a container here)
 CONTAINERS = frozenset({"bowl", "cup", "wine glass", "vase", "sink", "toilet", "bathtub", "refrigerator",
                         "oven", "microwave", "suitcase", "handbag", "backpack", "car", "bus", "truck",
@@ -162,7 +164,23 @@ def _relation(scene: Scene, i: str, rel: str, o: str) -> tuple[bool, bool]:
         return False, exact
     if rel in INSTANCE_RELATIONS:
         return exact, exact or _close(scene, i, o)
-    return exact, exact   # mask-based (inside, overlapping, on, above, below): as computed
+    if rel in ("above", "below"):
+        sure, maybe = _stacked(a, b) if rel == "above" else _stacked(b, a)
+        return exact and sure, exact or maybe
+    return exact, exact   # mask-based (inside, overlapping, on): as computed
+
+
+def _stacked(up: dict, down: dict) -> tuple[bool, bool]:
+    """"Directly above" in the picture: sure when the boxes share most of the narrower one's
+    columns and nearly meet; a reader may take anything higher whose columns touch the other's.
+    (A thing far up the frame is not "above" one far below it: across a street that is depth.)"""
+    (ux0, uy0, ux1, uy1), (dx0, dy0, dx1, dy1) = _box(up), _box(down)
+    shared = min(ux1, dx1) - max(ux0, dx0)
+    narrow = min(ux1 - ux0, dx1 - dx0)
+    higher = float(up["cy"]) < float(down["cy"])
+    sure = higher and uy1 <= dy0 + STACK_SURE_GAP and dy0 - uy1 <= STACK_SURE_GAP \
+        and uy0 < dy0 and uy1 < dy1 and shared >= STACK_OVERLAP * narrow
+    return sure, sure or (higher and shared > -CLOSE_GAP)
 
 
 def _close(scene: Scene, i: str, o: str) -> bool:

@@ -127,6 +127,12 @@ class Planner:
             p = base.with_(extra)
             if self._refers(p, scene, {oid}):
                 return p
+        if not o.get("stuff"):
+            # "the rightmost hazelnut": an extreme is read at a glance, unlike "the third from the left"
+            for extreme in ("left:1", "right:1", "top:1", "bottom:1"):
+                p = base.with_(C("ordinal", extreme))
+                if self._refers(p, scene, {oid}):
+                    return p
         return None
 
     def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:

@@ -45,8 +45,9 @@ EXTREME_WORDS = {"left": ("leftmost",), "right": ("rightmost",), "top": ("topmos
 RELATION_WORDS = {
     "left_of": ("to the left of", "left of"),
     "right_of": ("to the right of", "right of"),
-    "above": ("above",),
-    "below": ("below", "beneath", "under", "underneath"),
+    "above": ("above", "directly above", "right above", "just above"),
+    "below": ("below", "beneath", "under", "underneath", "directly below", "right below", "just below",
+              "directly beneath"),
     "next_to": ("next to", "beside"),
     "on": ("on", "on top of"),
     "inside": ("inside", "in"),

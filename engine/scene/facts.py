@@ -169,10 +169,10 @@ def _above(a: _Inst, b: _Inst) -> bool:
     ax0, ay0, ax1, ay1 = a.box
     bx0, by0, bx1, by1 = b.box
     tol = SIDE_TOL * min(ay1 - ay0, by1 - by0)
-    if ay1 <= by0 + tol:
-        return True
+    # over it in the picture: sharing columns (a thing high up and far to the side is not
+    # "above" another, it is elsewhere in the frame)
     h_overlap = min(ax1, bx1) - max(ax0, bx0)
-    return h_overlap > 0 and a.cy <= by0 and b.cy >= ay1
+    return h_overlap > 0 and (ay1 <= by0 + tol or (a.cy <= by0 and b.cy >= ay1))
 
 
 def _on(a: _Inst, b: _Inst) -> bool:

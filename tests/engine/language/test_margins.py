@@ -139,7 +139,8 @@ def test_sure_is_within_exact_within_maybe_on_random_scenes():
              (("position", "left"), ("position", "middle"), ("color", "black"), ("size", "small"))]
     progs += [P(C("category", c), C("ordinal", o)) for c in ("dog", "chair") for o in ("left:1", "right:2", "top:1")]
     progs += [P(C("category", "dog"), C("superlative", "largest"))]
-    progs += [P(C("category", "dog"), C("relation", rel="left_of", obj=P(C("category", "bench"))))]
+    progs += [P(C("category", "dog"), C("relation", rel=r, obj=P(C("category", "bench"))))
+              for r in ("left_of", "above", "below")]
     for seed in range(300):
         sc = random_scene(random.Random(seed))
         for p in progs:
@@ -319,3 +320,37 @@ def test_in_the_centre_alone_means_the_middle_of_the_picture():
     middle = inst("a", "orange", 0.5, 0.5, w=0.3, h=0.4)
     sc = scene(middle, side, inst("d", "orange", 0.88, 0.5, w=0.2, h=0.4))
     assert refers_with_margin(P(C("category", "orange"), C("position", "center")), sc, {"a"})
+
+
+def test_above_and_below_only_of_things_stacked_in_the_picture():
+    below = P(C("category", "date"), C("relation", rel="below", obj=P(C("category", "hazelnut"))))
+    stacked = {("d1", "below", "h"), ("h", "above", "d1")}
+    # a date just under the hazelnut, another far down the frame and off to the side
+    sc = scene(inst("h", "hazelnut", 0.5, 0.2, w=0.1, h=0.1), inst("d1", "date", 0.52, 0.37, w=0.15, h=0.2),
+               inst("d2", "date", 0.2, 0.85, w=0.15, h=0.2), relations=stacked)
+    assert refers_with_margin(below, sc, {"d1"})
+    # the far one shares the hazelnut's columns: a reader may take it too ("below" reads loosely)
+    far = scene(inst("h", "hazelnut", 0.5, 0.2, w=0.1, h=0.1), inst("d1", "date", 0.52, 0.37, w=0.15, h=0.2),
+                inst("d2", "date", 0.45, 0.85, w=0.15, h=0.2), relations=stacked | {("d2", "below", "h")})
+    assert evaluate_with_margin(below, far)[1] == {"d1", "d2"} and not refers_with_margin(below, far, {"d1"})
+    # across a street: higher in the frame and far off is depth, not "directly above"
+    street = scene(inst("bus", "bus", 0.5, 0.2, w=0.3, h=0.15), inst("p", "person", 0.5, 0.75, w=0.1, h=0.3),
+                   relations={("bus", "above", "p"), ("p", "below", "bus")})
+    above = P(C("category", "bus"), C("relation", rel="above", obj=P(C("category", "person"))))
+    assert evaluate(above, street) == {"bus"} and not refers_with_margin(above, street, {"bus"})
+    # a person standing in front of the bus overlaps it: never "below the bus"
+    front = scene(inst("bus", "bus", 0.5, 0.4, w=0.4, h=0.3), inst("p", "person", 0.5, 0.6, w=0.1, h=0.3),
+                  relations={("p", "below", "bus"), ("bus", "above", "p")})
+    under = P(C("category", "person"), C("relation", rel="below", obj=P(C("category", "bus"))))
+    assert not refers_with_margin(under, front, {"p"})
+
+
+def test_a_relation_partner_may_be_named_by_an_extreme():
+    # three hazelnuts in a row; the date sits just under the rightmost one
+    rows = [inst(f"h{k}", "hazelnut", x, 0.2, w=0.1, h=0.1) for k, x in enumerate((0.1, 0.35, 0.62))]
+    rows.append(inst("d", "date", 0.62, 0.37, w=0.15, h=0.2))
+    rows += [inst(f"e{k}", "date", x, 0.8, w=0.15, h=0.2) for k, x in enumerate((0.15, 0.45))]
+    sc = scene(*rows, relations={("d", "below", "h2"), ("h2", "above", "d")})
+    progs = [s.program for s in Planner(PlanConfig(), []).plan(sc) if s.target_ids == ("d",) and s.tier == "simple"]
+    partners = [c.obj for p in progs for c in p if c.kind == "relation"]
+    assert P(C("category", "hazelnut"), C("ordinal", "right:1")) in partners

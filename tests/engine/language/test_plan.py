@@ -178,11 +178,11 @@ def test_no_single_targets_in_a_category_with_a_crowd_region():
 
 def test_relations_in_use_are_configurable():
     scene = _scene([("dog", 0.1, "black", 900), ("dog", 0.2, "black", 900), ("bench", 0.5, "brown", 2000)],
-                   rels=[("i1", "above", "i2"), ("i2", "below", "i1")])
+                   rels=[("i1", "on", "i2")])
     default = Planner(PlanConfig(), list(AFF)).plan(scene)
     assert not [s for s in default if "relation" in s.program.kinds()]
-    on = Planner(PlanConfig(relations=["above", "below"]), list(AFF)).plan(scene)
-    assert any(c.rel == "above" for s in on for c in s.program if c.kind == "relation")
+    on = Planner(PlanConfig(relations=["on"]), list(AFF)).plan(scene)
+    assert any(c.rel == "on" for s in on for c in s.program if c.kind == "relation")
 
 
 # ---- custom taxonomies ----------------------------------------------------------------------
