@@ -71,14 +71,14 @@ class PlanConfig(_Section):
     # colour, which is wrong and offensive. No colour constraints for these supercategories.
     no_color_supercategories: list[str] = Field(default_factory=lambda: ["person"])
     # Relations a program may use. A photo is 2D: "below" in the image is often "in front of"
-    # (the person "below the bus" walks in front of it) and "on" cannot tell support from
-    # occlusion, so "on" is off by default, and above / below are said ("directly below") only
-    # of boxes stacked in the picture, sharing columns and nearly meeting (margins._stacked);
-    # left/right of, next to, inside and overlapping read the same in the picture and the world.
-    # riding / holding / in_front_of / behind are decided from touching masks only where the
-    # geometry leaves no doubt (engine/scene/interactions.py)
-    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "above", "below", "next_to", "inside",
-                                                          "overlapping", "riding", "holding", "in_front_of", "behind"])
+    # (the person "below the bus" walks in front of it; judged on coco-sample: "the pizza
+    # directly below the wine glass" that stands beyond it) and "on" cannot tell support from
+    # occlusion, so above / below / on are off by default; left/right of, next to, inside and
+    # overlapping read the same in the picture and in the world. For top-down shots (a flat lay
+    # of products or fruit) add above / below: they are said ("directly below") only of boxes
+    # stacked in the picture, sharing columns and nearly meeting (margins._stacked).
+    relations: list[str] = Field(default_factory=lambda: ["left_of", "right_of", "next_to", "inside", "overlapping",
+                                                          "riding", "holding", "in_front_of", "behind"])
     # A category the lexicon knows nothing of gets complex instructions from instance facts under
     # its supercategory, or else (when this is on) under "the item" / "the object". The generic
     # noun assumes nothing unannotated in the photo could be called an item, which real photos

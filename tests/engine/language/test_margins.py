@@ -351,6 +351,7 @@ def test_a_relation_partner_may_be_named_by_an_extreme():
     rows.append(inst("d", "date", 0.62, 0.37, w=0.15, h=0.2))
     rows += [inst(f"e{k}", "date", x, 0.8, w=0.15, h=0.2) for k, x in enumerate((0.15, 0.45))]
     sc = scene(*rows, relations={("d", "below", "h2"), ("h2", "above", "d")})
-    progs = [s.program for s in Planner(PlanConfig(), []).plan(sc) if s.target_ids == ("d",) and s.tier == "simple"]
+    flat_lay = PlanConfig(relations=["left_of", "right_of", "above", "below"])
+    progs = [s.program for s in Planner(flat_lay, []).plan(sc) if s.target_ids == ("d",) and s.tier == "simple"]
     partners = [c.obj for p in progs for c in p if c.kind == "relation"]
     assert P(C("category", "hazelnut"), C("ordinal", "right:1")) in partners
