@@ -18,6 +18,7 @@ from engine.language import people as people_lang
 from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.language.relation_choice import prefer_relations
 from engine.language.taxonomy import subtype_of
 from engine.lexicon.interactions import DEPTH, INTERACTIONS
 from engine.scene.colors import parse_palette
@@ -258,6 +259,7 @@ class Planner:
         atoms = self._filter_atoms(scene, t)
         simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
         simple = self._with_relation(scene, cat, t, atoms, simple)
+        simple = prefer_relations(self, scene, cat, t, atoms, simple)
         if people_lang.is_person(f):
             simple = people_lang.prefer(simple, scene)
         for p in simple:
