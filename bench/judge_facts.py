@@ -19,6 +19,10 @@ bench/judgements/facts_issue14.csv are counted, the rest go to <out>/facts/to_ju
 contact sheets from bench/judge_sheet.py (`sheets`). `record` appends every item of that CSV
 to the verdict file (the numbers given with --wrong as wrong, the rest as correct). Prints per
 type: facts found, judged, correct, precision with its 95% Wilson interval.
+`gather --candidates` pictures instead the touching person-object pairs whose category pair has
+an interaction prior but which the masks left undecided; `record --candidates` stores whether
+the relation does hold (verdict correct) in bench/judgements/facts_candidates_issue14.csv, and
+`gather` then prints the interaction recall over those pairs.
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ from engine.lexicon.interactions import INTERACTIONS  # noqa: E402
 from engine.verify.stats import wilson  # noqa: E402
 
 VERDICTS = ROOT / "bench" / "judgements" / "facts_issue14.csv"
+# undecided pairs judged for recall: verdict correct = the relation does hold in the picture
+CANDIDATES = ROOT / "bench" / "judgements" / "facts_candidates_issue14.csv"
 COLUMNS = ["image_id", "subject_id", "subject", "relation", "object_id", "object", "verdict", "note"]
 TYPES = ("interaction", "depth", "contrast")
 MAGENTA, CYAN = (255, 0, 255), (0, 230, 255)
@@ -97,6 +103,26 @@ def set_facts(out: Path) -> list[dict]:
     return rows + contrast_facts(facts, relations)
 
 
+def candidates(out: Path) -> list[dict]:
+    """Touching (subject, object) pairs whose categories have an interaction prior but whose
+    interaction the masks did not decide: what a reader might still call riding or holding.
+    Judged for recall (does the relation hold in the picture?), never counted as facts."""
+    from engine.lexicon.interactions import INTERACTION_PRIORS
+    facts, relations = _tables(out / "work")
+    if relations.empty:
+        return []
+    f = facts.set_index("instance_id")
+    have = set(zip(relations["subject_id"], relations["relation"], relations["object_id"]))
+    rows = []
+    for r in relations[relations["relation"] == "touching"].itertuples(index=False):
+        prior = INTERACTION_PRIORS.get((f.loc[r.subject_id, "category"], f.loc[r.object_id, "category"]))
+        if prior is None or f.loc[r.subject_id, "iscrowd"] or (r.subject_id, prior[0], r.object_id) in have:
+            continue
+        rows.append({"image_id": r.image_id, "subject_id": r.subject_id, "subject": f.loc[r.subject_id, "category"],
+                     "relation": prior[0], "object_id": r.object_id, "object": f.loc[r.object_id, "category"]})
+    return rows
+
+
 def picture(out: Path, row: dict, target: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -151,6 +177,15 @@ def gather(args) -> None:
             run_set(name, argparse.Namespace(out=args.out, overrides=[], rebuild=False, facts=list(TYPES),
                                              filter=None, per_stratum=12, seed=0))
         per_type = defaultdict(int)
+        if args.candidates:
+            found = candidates(out)
+            for row in found:
+                target = pics / f"{len(todo):04d}.png"
+                picture(out, row, target)
+                todo.append({**row, "tier": "undecided", "cardinality": "recall",
+                             "text": "undecided: " + statement(row) + "?", "picture": str(target)})
+            print(f"{name}: {len(found)} undecided pairs")
+            continue
         for row in set_facts(out):
             t = fact_type(row["relation"])
             if t not in args.types or (args.per_type and per_type[t] >= args.per_type):
@@ -167,8 +202,19 @@ def gather(args) -> None:
             todo.append({**row, "tier": "fact", "cardinality": t, "text": statement(row), "picture": str(target)})
         print(f"{name}: " + ", ".join(f"{t} {per_type[t]}" for t in args.types))
     if todo:
-        pd.DataFrame(todo).to_csv(pics / "to_judge.csv", index=False)
+        pd.DataFrame(todo).to_csv(pics / ("candidates.csv" if args.candidates else "to_judge.csv"), index=False)
+    if args.candidates:
+        print(f"\n{len(todo)} undecided pairs pictured ({pics / 'candidates.csv'})")
+        return
     print(f"\n{len(todo)} facts to judge" + (f" ({pics / 'to_judge.csv'})" if todo else ""))
+    if CANDIDATES.exists() and "interaction" in args.types:
+        # recall among touching pairs with a prior: decided and right, over that plus the
+        # undecided pairs a viewer says do hold
+        with CANDIDATES.open(newline="", encoding="utf-8") as f:
+            missed = sum(r["verdict"] == "correct" for r in csv.DictReader(f))
+        hit = counts["interaction"][2]
+        print(f"  interaction recall on touching pairs with a prior: {hit}/{hit + missed} "
+              f"(undecided pairs judged to hold: {missed}, {CANDIDATES.name})")
     for t in args.types:
         found, n, k = counts[t]
         if n:
@@ -179,7 +225,7 @@ def gather(args) -> None:
             print(f"  {t:12s} found {found:3d}  judged   0")
 
 
-def record(path: Path, wrong: list[str]) -> None:
+def record(path: Path, wrong: list[str], verdicts: Path = VERDICTS) -> None:
     with path.open(newline="", encoding="utf-8") as f:
         items = list(csv.DictReader(f))
     notes = {}
@@ -188,15 +234,15 @@ def record(path: Path, wrong: list[str]) -> None:
         if not 1 <= int(num) <= len(items):
             raise SystemExit(f"--wrong {w!r}: item number out of 1..{len(items)}")
         notes[int(num)] = note
-    new = not VERDICTS.exists()
-    with VERDICTS.open("a", newline="", encoding="utf-8") as f:
+    new = not verdicts.exists()
+    with verdicts.open("a", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         if new:
             writer.writeheader()
         for n, item in enumerate(items, 1):
             writer.writerow({**{c: item[c] for c in COLUMNS[:6]}, "verdict": "wrong" if n in notes else "correct",
                              "note": notes.get(n, "")})
-    print(f"{len(items)} fact verdicts ({len(notes)} wrong) appended to {VERDICTS}")
+    print(f"{len(items)} fact verdicts ({len(notes)} wrong) appended to {verdicts}")
 
 
 def main() -> None:
@@ -208,14 +254,19 @@ def main() -> None:
     g.add_argument("--types", nargs="+", choices=TYPES, default=list(TYPES))
     g.add_argument("--per-type", type=int, default=0, help="at most this many facts per type and set (0: all)")
     g.add_argument("--out", default="/tmp/judged")
+    g.add_argument("--candidates", action="store_true",
+                   help="picture instead the touching pairs with an interaction prior the masks left undecided "
+                        "(recall: judge whether the relation holds; verdicts go to facts_candidates_issue14.csv)")
     r = sub.add_parser("record", help="append verdicts for every item of a to_judge.csv")
     r.add_argument("to_judge")
     r.add_argument("--wrong", action="append", default=[], help="N:note for each wrong item (1-based)")
+    r.add_argument("--candidates", action="store_true",
+                   help="the CSV holds undecided pairs: --wrong marks those where the relation does not hold")
     args = ap.parse_args()
     if args.cmd == "gather":
         gather(args)
     else:
-        record(Path(args.to_judge), args.wrong)
+        record(Path(args.to_judge), args.wrong, CANDIDATES if args.candidates else VERDICTS)
 
 
 if __name__ == "__main__":
