@@ -18,7 +18,7 @@ from engine.language import people as people_lang
 from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
-from engine.language.relation_choice import prefer_relations
+from engine.language.relation_choice import prefer_relations, relate_frame_only
 from engine.language.taxonomy import subtype_of
 from engine.lexicon.interactions import DEPTH, INTERACTIONS
 from engine.scene.colors import parse_palette
@@ -294,6 +294,7 @@ class Planner:
             # beside instance facts a kind fact comes with one of them ("someone who can speak, on
             # the left"): "the one who can read and write" alone is the same words in every photo
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1, min_extra=int(instance))
+            progs = relate_frame_only(self, scene, head, t, atoms, progs)
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break

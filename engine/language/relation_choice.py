@@ -65,3 +65,19 @@ def prefer_relations(planner, scene, head: Program, t: str, atoms: list[Constrai
             break
         out[frame[-1]] = p
     return out
+
+
+def relate_frame_only(planner, scene, head: Program, t: str, atoms: list[Constraint],
+                      programs: list[Program]) -> list[Program]:
+    """`programs` under `head`, each that only adds a frame position or an ordinal ("the thing
+    with a filling between slices of bread, second from the bottom") swapped for one with a
+    relation under the same head that picks out t with margin, where one does and no other
+    program of the list uses that relation."""
+    out: list[Program] = []
+    for p in programs:
+        if frame_only(p, head):
+            used = {c for q in out + programs for c in q if c.kind in RELATIONAL}
+            alt = [q for q in _relation_programs(planner, scene, head, t, atoms, used) if q not in programs + out]
+            p = alt[0] if alt else p
+        out.append(p)
+    return out

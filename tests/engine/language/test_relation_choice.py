@@ -80,3 +80,41 @@ def test_more_targets_are_related_and_none_nests():
             if any(c.kind == "relation" and len(c.obj) > 1 for c in s.program):
                 assert sum(c.kind not in ("category", "supercategory", "affordance") for c in s.program) == 1
     assert gained, "the preference changed nothing in 40 random scenes"
+
+
+def test_a_frame_only_kind_fact_program_gives_way_to_a_relation_under_the_same_head():
+    from engine.language.programs import Constraint as C, Program
+    from engine.language.relation_choice import relate_frame_only
+    scene = _scene()
+    planner = Planner(PlanConfig(min_area_frac=0.005, relations=["left_of", "right_of"]), list(AFF))
+    head = Program((C("affordance", "barks"),))
+    frame = head.with_(C("ordinal", "left:1"))
+    assert evaluate(frame, scene) == {"d1"}
+    atoms = planner._filter_atoms(scene, "d1")
+    (p,) = relate_frame_only(planner, scene, head, "d1", atoms, [frame])
+    assert p.constraints[:1] == head.constraints and relational(p)
+    assert evaluate(p, scene) == {"d1"}
+    # a program that already says more than the frame is left alone
+    described = head.with_(C("color", "black"), C("ordinal", "left:1"))
+    assert relate_frame_only(planner, scene, head, "d1", atoms, [described]) == [described]
+
+
+def test_planned_kind_fact_programs_say_a_relation_rather_than_only_the_frame():
+    # over random scenes: a complex program headed by a kind fact that adds only a frame position
+    # is planned only where no relation under that head picks the target out
+    from engine.language.programs import Program
+    from engine.language.relation_choice import relate_frame_only
+    related = 0
+    for seed in range(40):
+        scene = random_scene(random.Random(seed))
+        planner = Planner(PlanConfig(min_area_frac=0.005), list(AFF), seed=seed)
+        specs = [s for s in planner.plan(scene) if s.tier == "complex" and s.cardinality == "1:1"
+                 and s.program.constraints[0].kind == "affordance"]
+        for s in specs:
+            head = Program(s.program.constraints[:1])
+            (t,) = s.target_ids
+            same = [x.program for x in specs if x.target_ids == s.target_ids and x.program.constraints[:1] == head.constraints]
+            related += relational(s.program)
+            if frame_only(s.program, head):
+                assert relate_frame_only(planner, scene, head, t, planner._filter_atoms(scene, t), same) == same
+    assert related, "no kind-fact program relates its target in 40 scenes: the test checks nothing"
