@@ -34,7 +34,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from engine.lexicon import load_lexicon
-from engine.lexicon.interactions import CONTACT, INTERACTION_PRIORS
+from engine.lexicon.interactions import CONTACT, INTERACTION_PRIORS, WORN
 
 CONTACT_PX = 3              # masks this close touch (rasterised polygons leave gaps)
 MIN_CONTACT_PX = 6          # ... in at least this many pixels
@@ -257,6 +257,8 @@ def relate(items: list, image_area: float) -> set[tuple[str, str, str]]:
         ca, cb = a.row["category"], b.row["category"]
         if (ca, cb) in INTERACTION_PRIORS or (cb, ca) in INTERACTION_PRIORS:
             continue              # a horse is not "in front of" its rider, whether or not the riding was decided
+        if (ca == "person" and cb in WORN) or (cb == "person" and ca in WORN):
+            continue              # nor a glove "behind" the hand that wears it
         if not (_thing(a) and _thing(b)):
             continue              # trees, sky, walls: regions, not things one stands in front of
         if _surface(a) or _surface(b) or min(a.area, b.area) < DEPTH_MIN_AREA * image_area:

@@ -124,3 +124,17 @@ def test_two_people_reaching_into_each_other_have_no_depth():
     rels = _describe([("person", a & ~b), ("person", b)])
     assert (0, "touching", 1) in rels
     assert not {r for _, r, _ in rels} & {"in_front_of", "behind"}
+
+
+def test_a_worn_glove_is_not_held():
+    # the hand geometry holds (small, touching the hand side, chest high), but a glove is worn
+    person = _box(40, 20, 80, 190)
+    glove = _box(80, 60, 92, 75)
+    assert (0, "holding", 1) in _describe([("person", person), ("cup", glove)])
+    assert not {r for _, r, _ in _describe([("person", person), ("baseball glove", glove)])} & {"holding", "riding"}
+    # nor in front of / behind its wearer, though a large one bites into the person's outline
+    big = _box(55, 60, 110, 110)
+    rels = _describe([("person", person & ~big), ("baseball glove", big)])
+    assert not {r for _, r, _ in rels} & {"in_front_of", "behind", "holding"}
+    # (a thing of that outline without a prior is in front of the person: the test checks something)
+    assert (1, "in_front_of", 0) in _describe([("person", person & ~big), ("dog", big)])
