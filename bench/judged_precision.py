@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/judged_precision.py [--sets coco-sample panoptic-sample ...]
         [--per-stratum 12] [--seed 0] [--out /tmp/judged] [--set plan.x=y] [--filter people]
-        [--facts interaction depth contrast]
+        [--facts interaction depth contrast] [--new-since /tmp/judged-before]
 
 For each set it builds a release in-process (engine.build), samples it with engine.verify
 (stratified tier x cardinality, pictures in <out>/<set>/report/items/), and matches the sample
@@ -15,6 +15,10 @@ reader who has not seen the facts, and append a row to the verdict file.
 
 `--filter people` keeps only the sampled items whose targets are people (use a large
 --per-stratum: the filter applies after sampling).
+
+With --new-since OUT, every accepted positive instruction that the release built earlier under
+OUT (same photos, the code before a change) does not hold is pictured and counted, stratum
+"new": what a planner or generator change added.
 
 With --facts, every instruction whose program uses one of the named instance fact types
 (interaction: riding / holding, depth: in front of / behind, contrast: a negated relation) is
@@ -96,6 +100,23 @@ def fact_types(program: str) -> set[str]:
 def fact_items(release: Path, out: Path, facts: list[str]) -> pd.DataFrame:
     """Every accepted instruction using one of `facts`, with a picture: the photo with the targets
     tinted beside the plain photo (what engine.verify draws, for these items only)."""
+    m = pd.read_parquet(release / "manifest.parquet")
+    return picture_items(release, out, m[[bool(fact_types(p) & set(facts)) for p in m["program"]]], "facts")
+
+
+def new_items(release: Path, out: Path, base: Path) -> pd.DataFrame:
+    """Every accepted positive instruction of `release` that the base release (another build of the
+    same photos, e.g. before a planner change) does not hold, with a picture: judge what a change
+    added, not a sample of what it left alone."""
+    m = pd.read_parquet(release / "manifest.parquet")
+    b = pd.read_parquet(base / "manifest.parquet")
+    old = {key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text) for r in b.itertuples(index=False)}
+    m = m[[r.cardinality != "negative" and key(r.image_id, list(r.target_ids), r.tier, r.cardinality, r.text) not in old
+           for r in m.itertuples(index=False)]]
+    return picture_items(release, out, m, "new")
+
+
+def picture_items(release: Path, out: Path, m: pd.DataFrame, stratum: str) -> pd.DataFrame:
     import numpy as np
     from PIL import Image
 
@@ -103,10 +124,8 @@ def fact_items(release: Path, out: Path, facts: list[str]) -> pd.DataFrame:
     work = out / "work" / "ingest"
     images = pd.read_parquet(work / "images.parquet").set_index("image_id")
     instances = pd.read_parquet(work / "instances.parquet").set_index("instance_id")
-    m = pd.read_parquet(release / "manifest.parquet")
-    m = m[[bool(fact_types(p) & set(facts)) for p in m["program"]]]
     release_id = json.loads((release / "_RELEASE.json").read_text())["release_id"]
-    pics = out / "report" / "facts"
+    pics = out / "report" / stratum
     pics.mkdir(parents=True, exist_ok=True)
     rows = []
     for r in m.itertuples(index=False):
@@ -124,7 +143,7 @@ def fact_items(release: Path, out: Path, facts: list[str]) -> pd.DataFrame:
         path = pics / f"{r.instruction_id}.png"
         both.save(path)
         rows.append({"item_id": item_id(release_id, r.instruction_id), "tier": r.tier, "cardinality": r.cardinality,
-                     "text": r.text, "stratum": "facts", "picture": str(path.relative_to(out / "report"))})
+                     "text": r.text, "stratum": stratum, "picture": str(path.relative_to(out / "report"))})
     return pd.DataFrame(rows, columns=["item_id", "tier", "cardinality", "text", "stratum", "picture"])
 
 
@@ -141,7 +160,9 @@ def run_set(name: str, args) -> dict[str, list[int]]:
         if rc:
             raise SystemExit(f"build of {name} failed ({rc})")
     report = out / "report"
-    if args.facts:
+    if args.new_since:
+        items = new_items(release, out, Path(args.new_since) / name.replace("/", "_") / "release")
+    elif args.facts:
         items = fact_items(release, out, args.facts)
     else:
         verify_main([str(release), "--per-stratum", str(args.per_stratum), "--seed", str(args.seed),
@@ -197,6 +218,9 @@ def main() -> None:
     ap.add_argument("--rebuild", action="store_true", help="rebuild releases that exist")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--filter", choices=["people"], help="judge only items about people")
+    ap.add_argument("--new-since", metavar="OUT",
+                    help="judge every accepted instruction not in the release under OUT/<set>/release "
+                         "(an earlier run of this script, e.g. before a planner change)")
     ap.add_argument("--facts", nargs="+", choices=sorted(FACT_TYPES), default=[],
                     help="judge every instruction using these instance fact types, one stratum per type")
     ap.add_argument("--show-wrong", action="store_true", help="list the sampled items judged wrong, with notes")

@@ -18,6 +18,7 @@ from engine.language import people as people_lang
 from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
+from engine.language.relation_choice import prefer_relations, relate_frame_only
 from engine.language.taxonomy import subtype_of
 from engine.lexicon.interactions import DEPTH, INTERACTIONS
 from engine.scene.colors import parse_palette
@@ -264,6 +265,7 @@ class Planner:
         atoms = self._filter_atoms(scene, t)
         simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
         simple = self._with_relation(scene, cat, t, atoms, simple)
+        simple = prefer_relations(self, scene, cat, t, atoms, simple)
         if people_lang.is_person(f):
             simple = people_lang.prefer(simple, scene)
         for p in simple:
@@ -298,6 +300,7 @@ class Planner:
             # beside instance facts a kind fact comes with one of them ("someone who can speak, on
             # the left"): "the one who can read and write" alone is the same words in every photo
             progs = self._search(scene, head, target, atoms, self._selectors(f), 1, min_extra=int(instance))
+            progs = relate_frame_only(self, scene, head, t, atoms, progs)
             out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
             if sum(s.tier == "complex" for s in out) >= self.cfg.programs_per_target:
                 break

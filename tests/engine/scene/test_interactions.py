@@ -98,3 +98,43 @@ def test_a_skier_stands_on_the_skis_and_a_carried_board_is_not_ridden():
     board = _box(130, 90, 140, 150)               # carried at the hip
     rels = _describe([("person", person), ("surfboard", board)])
     assert (0, "riding", 1) not in rels
+
+
+def _legs_apart(x0: int) -> np.ndarray:
+    """A person seen from the front, legs apart: their convex hull spans the gap between the legs."""
+    return _box(x0, 50, x0 + 50, 125) | _box(x0, 125, x0 + 18, 190) | _box(x0 + 32, 125, x0 + 50, 190)
+
+
+def test_a_person_in_front_of_another_who_shows_between_their_legs():
+    front = _legs_apart(100)
+    back = _box(125, 30, 185, 185) & ~front       # the one behind shows through the gap
+    rels = _describe([("person", front), ("person", back)])
+    assert {(0, "in_front_of", 1), (1, "behind", 0)} <= rels
+    assert (1, "in_front_of", 0) not in rels
+    # the limb-gap reading is a person's: a thing of that outline keeps the strict test
+    rels = _describe([("bus", front), ("person", back)])
+    assert not {r for _, r, _ in rels} & {"in_front_of", "behind"}
+
+
+def test_two_people_reaching_into_each_other_have_no_depth():
+    # each one's arm crosses deep into the other's hull (an eighth of it), about as far: both
+    # bites pass the bite and solidity tests, and nothing tells who is in front
+    a = _box(60, 50, 110, 190) | _box(110, 70, 165, 100)
+    b = (_box(140, 50, 190, 190) | _box(85, 120, 140, 150)) & ~a
+    rels = _describe([("person", a & ~b), ("person", b)])
+    assert (0, "touching", 1) in rels
+    assert not {r for _, r, _ in rels} & {"in_front_of", "behind"}
+
+
+def test_a_worn_glove_is_not_held():
+    # the hand geometry holds (small, touching the hand side, chest high), but a glove is worn
+    person = _box(40, 20, 80, 190)
+    glove = _box(80, 60, 92, 75)
+    assert (0, "holding", 1) in _describe([("person", person), ("cup", glove)])
+    assert not {r for _, r, _ in _describe([("person", person), ("baseball glove", glove)])} & {"holding", "riding"}
+    # nor in front of / behind its wearer, though a large one bites into the person's outline
+    big = _box(55, 60, 110, 110)
+    rels = _describe([("person", person & ~big), ("baseball glove", big)])
+    assert not {r for _, r, _ in rels} & {"in_front_of", "behind", "holding"}
+    # (a thing of that outline without a prior is in front of the person: the test checks something)
+    assert (1, "in_front_of", 0) in _describe([("person", person & ~big), ("dog", big)])
