@@ -4,7 +4,8 @@
 
 For each set in ../shared/data/custom (Roboflow COCO bottles, LabelMe->COCO fruit and nuts,
 Roboflow YOLOv8-seg fruit) it runs ingest and the per-unit stages in-process (no Ray, no
-release), once with the base lexicon only ("bare": the categories are unknown) and once with
+release), once with the default lexicon only ("bare": the base file and its everyday-noun
+fallback, engine/data/lexicon_common.yaml) and once with
 the reviewed extension in examples/lexicons/, and prints: coverage of eligible instances per
 tier (any cardinality and 1:1), the issue's targets (simple 1:1 >= 90%, complex 1:1 >= 60%),
 per-category accepted counts, whether any negative names a category the source does not

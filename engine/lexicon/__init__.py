@@ -32,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.language import names
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "lexicon.yaml"
+# everyday nouns beyond COCO (plural, supercategory): filled in under the default lexicon for
+# categories neither it nor an extension defines
+COMMON_PATH = DEFAULT_PATH.with_name("lexicon_common.yaml")
 
 # ---- closed-class words shared by the generator and the parser ------------------------------
 SIZE_WORDS = {"small": ("small", "little"), "medium": ("medium-sized",), "large": ("large", "big")}
@@ -187,6 +190,7 @@ class Lexicon:
     def __init__(self, data: LexiconFile, source: str = "<memory>"):
         self.source = source
         self.extensions: tuple[str, ...] = ()
+        self.fallback: frozenset[str] = frozenset()   # categories only lexicon_common.yaml defines
         self.version = data.version
         self._data = data
         self._colors = {c: tuple(ws) or (c,) for c, ws in data.colors.items()}
@@ -264,6 +268,10 @@ class Lexicon:
         if category in self._entries:
             return category
         return self._index.get(category.casefold()) or self._index.get(names.readable_noun(category).casefold())
+
+    def is_fallback(self, category: str) -> bool:
+        """Known only from lexicon_common.yaml (a plural and a supercategory, no kind facts)."""
+        return self.key(category) in self.fallback
 
     def entry(self, category: str) -> Entry | None:
         k = self.key(category)
@@ -458,20 +466,36 @@ def merge(base: LexiconFile, ext: LexiconFile, ext_name: str, base_name: str = "
                        categories={**base.categories, **ext.categories})
 
 
+def fill_in(data: LexiconFile, common: LexiconFile) -> LexiconFile:
+    """`data` plus the entries of `common` it lacks: a category is added only when no category
+    of `data` has its name, and its supercategory only when `data` has none of that key (what
+    the base or an extension defines always wins)."""
+    known = {names.readable_noun(c).casefold() for c in data.categories}
+    cats = {c: e for c, e in common.categories.items() if names.readable_noun(c).casefold() not in known}
+    supers = {k: v for k, v in common.supercategories.items() if k not in data.supercategories}
+    return LexiconFile(version=data.version, colors=data.colors,
+                       supercategories={**data.supercategories, **supers},
+                       affordances=data.affordances, categories={**data.categories, **cats})
+
+
 @functools.lru_cache(maxsize=16)
 def _extended(path: str, extensions: tuple[str, ...]) -> Lexicon:
     data, name = _read(Path(path)), path
     for ext in extensions:
         data = merge(data, _read(Path(ext)), ext, name)
         name = f"{name} + {ext}"
+    before = set(data.categories)
+    if Path(path) == DEFAULT_PATH:
+        data = fill_in(data, _read(COMMON_PATH))
     lex = Lexicon(data, name)
     lex.extensions = extensions
+    lex.fallback = frozenset(set(data.categories) - before)
     return lex
 
 
 @functools.lru_cache(maxsize=1)
 def _default() -> Lexicon:
-    return _load(DEFAULT_PATH)
+    return _extended(str(DEFAULT_PATH), ())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -161,9 +161,10 @@ class ModelDrafter:
 
 def draft(source_id: str, categories: dict[str, str], lexicon: Lexicon, base_files: list[str],
           drafter: ModelDrafter | None = None) -> list[Draft]:
-    """One Draft per category the lexicon lacks: the model's when it validates, else a skeleton."""
+    """One Draft per category the lexicon lacks (or knows only from its everyday-noun fallback,
+    which has no kind facts): the model's when it validates, else a skeleton."""
     out: list[Draft] = []
-    lacking = [c for c in categories if lexicon.entry(c) is None]
+    lacking = [c for c in categories if lexicon.entry(c) is None or lexicon.is_fallback(c)]
     for cat in lacking:
         d = skeleton(cat, categories[cat], lexicon)
         if drafter is not None:

@@ -179,7 +179,8 @@ def test_unknown_category_reads_as_words_with_inflect_plural():
 
 @pytest.mark.parametrize("category,source_super,expected", [
     ("GlassBottle_Close", "Bottle", "Bottle"),      # Roboflow: the parent's name
-    ("date", "date", ""),                            # LabelMe->COCO: supercategory == name
+    ("quince", "quince", ""),                        # LabelMe->COCO: supercategory == name
+    ("date", "date", "common_fruit"),                # ... an everyday noun: lexicon_common.yaml's
     ("widget", "none", ""), ("widget", "", ""),      # placeholders
     ("dog", "whatever", "animal"),                   # the lexicon's own wins
     ("red_car", "red cars", ""),                     # a supercategory naming the category
@@ -243,5 +244,23 @@ def test_two_extensions_may_not_define_the_same_category(tmp_path):
 def test_example_extensions_for_the_shared_custom_sets_load(name):
     path = DEFAULT_PATH.parents[2] / "examples" / "lexicons" / f"{name}.yaml"
     lex = load_lexicon(extensions=[path])
-    added = [c for c in lex.categories() if LEX.entry(c) is None]
+    added = [c for c in lex.categories() if LEX.entry(c) is None or (LEX.is_fallback(c) and not lex.is_fallback(c))]
     assert added and all(lex.affordances(c) and lex.supercategory_of(c) for c in added)
+
+
+def test_everyday_nouns_fill_in_and_yield_to_extensions(tmp_path):
+    # a custom set of figs and dates gets plural and supercategory without an extension ...
+    assert LEX.supercategory_of("fig") == "common_fruit" and LEX.supercategory_noun("common_fruit") == "fruit"
+    assert LEX.plural("mango") == "mangoes" and LEX.is_fallback("Mango") and not LEX.is_fallback("orange")
+    assert LEX.supercategory_of("bus") == "vehicle" and LEX.entry("quince") is None
+    # ... COCO and stuff entries are untouched, with no kind facts added to the fallback ones
+    assert not LEX.affordances("fig") and LEX.affordances("bus")
+    # an extension that defines one of them wins, and no clash is raised
+    ext = tmp_path / "fig.yaml"
+    ext.write_text("version: 1\nsupercategories:\n  soft_fruit: {singular: soft fruit, plural: soft fruits}\n"
+                   "categories:\n  fig: {supercategory: soft_fruit}\n")
+    lex = load_lexicon(extensions=[ext])
+    assert lex.supercategory_of("fig") == "soft_fruit" and not lex.is_fallback("fig")
+    assert lex.supercategory_of("date") == "common_fruit" and lex.is_fallback("date")
+    # an explicit lexicon file gets nothing filled in
+    assert load_lexicon(DEFAULT_PATH.with_name("lexicon.yaml")).entry("fig") is None
