@@ -48,6 +48,9 @@ NEGATIVE_KEY_MAX_HOLDERS = 2   # a complex negative's kind fact belongs to at mo
 NEGATIVE_COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink")
 
 
+PARTNER_EXTREME_GAP = 0.10   # frame share between a partner named by an extreme and the runner-up
+
+
 def _cost(c: Constraint) -> float:
     if c.kind == "relation" and c.rel in INSTANCE_RELATIONS:
         return INSTANCE_RELATION_COST
@@ -132,9 +135,22 @@ class Planner:
             # "the rightmost hazelnut": an extreme is read at a glance, unlike "the third from the left"
             for extreme in ("left:1", "right:1", "top:1", "bottom:1"):
                 p = base.with_(C("ordinal", extreme))
-                if self._refers(p, scene, {oid}):
+                if self._refers(p, scene, {oid}) and self._clear_extreme(scene, oid, extreme):
                     return p
         return None
+
+    @staticmethod
+    def _clear_extreme(scene: Scene, oid: str, extreme: str) -> bool:
+        """A partner named by an extreme is read while reading about another thing: it must be
+        the extreme by twice the ordinal margin (judged: "the rightmost hazelnut" of two nearly
+        one above the other)."""
+        side = extreme.split(":")[0]
+        coord = "cx" if side in ("left", "right") else "cy"
+        sign = -1 if side in ("left", "top") else 1
+        o = scene.instances[oid]
+        others = [sign * float(f[coord]) for i, f in scene.instances.items()
+                  if i != oid and f["category"] == o["category"]]
+        return not others or sign * float(o[coord]) - max(others) >= PARTNER_EXTREME_GAP
 
     def _filter_atoms(self, scene: Scene, iid: str, with_relations: bool = True) -> list[Constraint]:
         f = scene.instances[iid]

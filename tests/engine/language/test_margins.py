@@ -355,3 +355,16 @@ def test_a_relation_partner_may_be_named_by_an_extreme():
     progs = [s.program for s in Planner(flat_lay, []).plan(sc) if s.target_ids == ("d",) and s.tier == "simple"]
     partners = [c.obj for p in progs for c in p if c.kind == "relation"]
     assert P(C("category", "hazelnut"), C("ordinal", "right:1")) in partners
+
+
+def test_a_partner_extreme_needs_a_clear_lead():
+    # the two right-hand hazelnuts are nearly level: "the rightmost hazelnut" is no landmark
+    rows = [inst("h0", "hazelnut", 0.1, 0.2, w=0.1, h=0.1), inst("h1", "hazelnut", 0.55, 0.2, w=0.1, h=0.1),
+            inst("h2", "hazelnut", 0.62, 0.25, w=0.1, h=0.1), inst("d", "date", 0.62, 0.43, w=0.15, h=0.2)]
+    rows += [inst(f"e{k}", "date", x, 0.8, w=0.15, h=0.2) for k, x in enumerate((0.15, 0.4))]
+    sc = scene(*rows, relations={("d", "below", "h2"), ("h2", "above", "d")})
+    flat_lay = PlanConfig(relations=["left_of", "right_of", "above", "below"])
+    planner = Planner(flat_lay, [])
+    assert planner._object_program(sc, "h2") is None
+    far = scene(*[dict(r, cx=0.85, x0=0.8, x1=0.9) if r["instance_id"] == "h2" else r for r in rows])
+    assert planner._object_program(far, "h2") == P(C("category", "hazelnut"), C("ordinal", "right:1"))
