@@ -172,3 +172,20 @@ def test_where_clothing_tells_a_person_apart_frame_positions_are_not_leaned_on()
     ordinal = Program((cat, C("ordinal", "left:1")))
     assert prefer([ordinal, leaning, rel, worn], sc) == [worn, rel]
     assert prefer([ordinal, leaning, rel], sc) == [ordinal, leaning, rel]    # nothing worn: all kept
+
+
+def test_no_located_or_visible_before_what_a_person_wears():
+    """"the one capable of speech visible dressed in a green top" reads as nonsense: the placing
+    words go before positions only."""
+    from engine.generate.template import PLACED
+    sc = scene_of([person("a", 0.2, "green", "black", "standing"), person("b", 0.8, "white", "blue")])
+    seen = 0
+    for s in Planner(PlanConfig(), LEX.categories()).plan(sc):
+        if s.cardinality != "1:1" or not set(s.program.kinds()) & {"garment", "posture"} or s.program.get("position"):
+            continue
+        view = SpecView(s.spec_id, s.image_id, s.tier, "", s.cardinality, s.target_ids, s.program)
+        for seed in range(40):
+            text = GEN.generate(view, sc, seed, [])
+            seen += 1
+            assert not set(PLACED) & set(text.split(" ")), text
+    assert seen >= 80
