@@ -25,6 +25,8 @@ TONE_MAYBE = 0.3         # a distractor with this share of its outfit in a tone 
 TONE_OF_COLOR = {"black": "dark", "white": "light"}   # a garment of this colour is of this tone
 MAYBE_SHARE = 0.2        # a distractor with this share of the colour in a region may be read as wearing it
 MAYBE_NEIGHBOUR = 0.35   # ... or a look-alike colour with this share as its main colour there
+MAYBE_DILUTED = 0.08     # ... or, where no torso band was found (its histogram is of the whole body
+                         # below the head, legs and hair too), this share: a green shirt under an open hoodie
 
 
 def is_person(f: dict) -> bool:
@@ -73,7 +75,8 @@ def garment_margin(f: dict, value: str) -> tuple[bool, bool]:
         if not hist:
             return True
         top = max(hist, key=hist.get)
-        return hist.get(color, 0.0) >= MAYBE_SHARE or (
+        need = MAYBE_DILUTED if not f.get(f"{region}_frac") else MAYBE_SHARE
+        return hist.get(color, 0.0) >= need or (
             top in COLOR_NEIGHBOURS.get(color, ()) and hist[top] >= MAYBE_NEIGHBOUR)
     # "dressed in white": someone in a white top and dark trousers might be taken for it too
     maybe = sure or any(may(r) for r in regions)

@@ -189,3 +189,13 @@ def test_no_located_or_visible_before_what_a_person_wears():
             seen += 1
             assert not set(PLACED) & set(text.split(" ")), text
     assert seen >= 80
+
+
+def test_a_whole_body_histogram_is_read_more_warily():
+    """No torso band found (frac 0): the histogram mixes hoodie, hair and legs, so a green shirt
+    under an open hoodie shows as a small share; it still makes "the one in the green top" unsafe."""
+    hooded = person("b", 0.5, "", uh="black:0.60,gray:0.20,green:0.09")
+    banded = dict(hooded, upper_frac=0.55)       # the same shares from a torso band: a speck
+    for other, ok in ((hooded, False), (banded, True)):
+        sc = scene_of([person("a", 0.1, "green"), other])
+        assert refers_with_margin(Program((C("category", "person"), C("garment", "upper:green"))), sc, {"a"}) is ok
