@@ -51,6 +51,8 @@ FACTS = Table(
         ("lower_hist", pyarrow.string()),
         ("posture", pyarrow.string()),        # standing | sitting | lying | "" (undecided)
         ("posture_maybe", pyarrow.string()),  # comma list of postures a viewer might read
+        ("outfit_tone", pyarrow.string()),    # dark | light | "" (undecided): "in dark clothes"
+        ("tone_hist", pyarrow.string()),      # "dark:share,light:share" of the outfit's non-skin pixels
     ]),
     checks={
         "pos_x": [pa.Check.isin(POS_X)],

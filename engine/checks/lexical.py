@@ -31,7 +31,7 @@ from engine.generate.base import SpecView
 from engine.lexicon import (EXTREME_WORDS, NUMBER_WORDS, ORDINAL_WORDS, RELATION_WORDS, SIZE_WORDS,
                             SUPERLATIVE_WORDS, Lexicon, load_lexicon, pluralize, word_tokens)
 from engine.language.programs import Constraint, Program, Scene, evaluate
-from engine.generate.people_words import POSTURE_ADJECTIVES, POSTURE_PHRASES, garment_phrases
+from engine.generate.people_words import POSTURE_ADJECTIVES, POSTURE_PHRASES, garment_phrases, outfit_phrases
 from engine.lexicon import interactions as acts
 from engine.lexicon.variety import SUPER_ALTERNATES
 
@@ -195,6 +195,9 @@ class LexicalChecker:
                 value = f"{region}:{color}"
                 for phrase in garment_phrases(value, list(words)):
                     self.vocab[tuple(word_tokens(phrase))] = [Tok("GARMENT", value, text=phrase)]
+        for value, phrases in outfit_phrases().items():     # "in dark clothes": a tone, not a hue
+            for phrase in phrases:
+                self.vocab[tuple(word_tokens(phrase))] = [Tok("GARMENT", value, text=phrase)]
         for value, phrases in POSTURE_PHRASES.items():
             for phrase in phrases + POSTURE_ADJECTIVES[value]:
                 self.vocab[tuple(word_tokens(phrase))] = [Tok("POSTURE", value, text=phrase)]

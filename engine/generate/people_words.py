@@ -29,7 +29,18 @@ def _garment_templates(region: str, color: str, written: bool = False) -> list[s
             out += [f"in {color} {n}", f"in the {color} {n}", f"wearing {color} {n}", f"wearing the {color} {n}",
                     f"dressed in {color} {n}", f"with {color} {n}", f"with the {color} {n}"]
         return out
+    if region == "outfit":      # a tone, not a hue: "in dark clothes", "wearing light clothing"
+        return [f"in {color} clothes", f"dressed in {color} clothes", f"wearing {color} clothes",
+                f"in {color} clothing", f"dressed in {color} clothing", f"with {color} clothes"]
     return [f"dressed in {color}", f"dressed all in {color}", f"wearing all {color}", f"all in {color}"]
+
+
+OUTFIT_TONES = ("dark", "light")   # engine.language.people TONES: "outfit:dark"
+
+
+def outfit_phrases() -> dict[str, list[str]]:
+    """value -> phrases for every outfit tone ("outfit:dark" -> "in dark clothes", ...)."""
+    return {f"outfit:{t}": _garment_templates("outfit", t) for t in OUTFIT_TONES}
 
 
 def garment_phrases(value: str, color_words: list[str]) -> list[str]:
@@ -42,7 +53,7 @@ def garment_phrases(value: str, color_words: list[str]) -> list[str]:
 def written_garment(value: str, color_words: list[str], rng) -> str:
     """One phrase for a garment value: the plain colour word most of the time."""
     region, color = value.split(":", 1)
-    words = list(color_words)
+    words = list(color_words) if region != "outfit" else [color]
     word = words[0] if len(words) == 1 or rng.random() < 0.8 else rng.choice(words[1:])
     if region == "lower" and GARMENT_COLOR_EXTRA.get(color) and rng.random() < 0.4:
         word = rng.choice(GARMENT_COLOR_EXTRA[color])

@@ -202,6 +202,7 @@ class _Writer:
                 for c in by_kind.get("garment", [])]
         worn += [written_posture(str(c.value), self.rng) for c in by_kind.get("posture", [])]
         post = worn + post
+        self._worn = set(worn)     # "located" / "visible" go before a position, never before what is worn
         positions = [str(c.value) for c in by_kind.get("position", [])]
         if positions:
             post.append(self.position(positions))
@@ -383,11 +384,12 @@ class _Writer:
             preds = " and ".join(post + relations)
             if has_pronoun:
                 return f"{np} and {be} {preds}"
-            if post and not relations and self.rng.random() < 0.35:
+            if post and not relations and post[0] not in getattr(self, "_worn", ()) and self.rng.random() < 0.35:
                 return f"{np} {self.pick(PLACED)} {preds}"     # "the appliance located at the bottom"
             return f"{np} {self.relative_pronoun(np, role)} {be} {preds}"
         text = np
-        if post and role == "target" and not post[0].startswith("from ") and self.rng.random() < 0.15:
+        if post and role == "target" and not post[0].startswith("from ") and post[0] not in getattr(self, "_worn", ()) \
+                and self.rng.random() < 0.15:
             text += " " + self.pick(PLACED)
         if post:
             text += " " + " ".join(post) if len(post) == 1 else " " + ", ".join(post)

@@ -3,13 +3,16 @@
 Values:
 - garment: "<region>:<colour>", region upper (top, shirt), lower (trousers) or all (dressed
   in one colour: both regions). Exact: the region's garment colour is that colour.
+  Or "outfit:<tone>", tone dark | light ("in dark clothes"): the decided outfit tone.
 - posture: standing | sitting | lying. Exact: the decided posture.
 
 Margins (the rule of engine.language.margins): *sure* when the fact is decided and is the
 value; *maybe* for any person whose region a viewer might read as that colour: the colour, or a
 look-alike that is its dominant colour (COLOR_NEIGHBOURS), holds a clear share of what it wears
 there, or nothing is known about it at all. A person with no garment facts of its own (a crowd
-region, too small to read) may be wearing anything. A posture is maybe wherever the mask does
+region, too small to read) may be wearing anything. An outfit tone is maybe for a person with
+TONE_MAYBE of its outfit in that tone, or a region's colour of that tone (a black top is dark,
+a white one light), or no tone facts at all. A posture is maybe wherever the mask does
 not rule it out. Things that are not people never wear or sit.
 """
 from __future__ import annotations
@@ -17,8 +20,13 @@ from __future__ import annotations
 from engine.scene.people import parse_hist
 
 REGIONS = ("upper", "lower", "all")
+TONES = ("dark", "light")
+TONE_MAYBE = 0.3         # a distractor with this share of its outfit in a tone may be read as dressed in it
+TONE_OF_COLOR = {"black": "dark", "white": "light"}   # a garment of this colour is of this tone
 MAYBE_SHARE = 0.2        # a distractor with this share of the colour in a region may be read as wearing it
 MAYBE_NEIGHBOUR = 0.35   # ... or a look-alike colour with this share as its main colour there
+MAYBE_DILUTED = 0.08     # ... or, where no torso band was found (its histogram is of the whole body
+                         # below the head, legs and hair too), this share: a green shirt under an open hoodie
 
 
 def is_person(f: dict) -> bool:
@@ -32,7 +40,19 @@ def _regions(value: str) -> tuple[tuple[str, ...], str]:
     return (("upper", "lower") if region == "all" else (region,)), color
 
 
+def _tone_margin(f: dict, tone: str) -> tuple[bool, bool]:
+    if tone not in TONES:
+        raise ValueError(f"unknown outfit tone {tone!r}")
+    sure = f.get("outfit_tone") == tone
+    hist = parse_hist(f.get("tone_hist"))
+    maybe = sure or not hist or hist.get(tone, 0.0) >= TONE_MAYBE or any(
+        TONE_OF_COLOR.get(f.get(f"{r}_color") or "") == tone for r in ("upper", "lower"))
+    return sure, maybe
+
+
 def garment_exact(f: dict, value: str) -> bool:
+    if str(value).startswith("outfit:"):
+        return is_person(f) and f.get("outfit_tone") == str(value).split(":", 1)[1]
     regions, color = _regions(value)
     return is_person(f) and all(f.get(f"{r}_color") == color for r in regions)
 
@@ -41,10 +61,12 @@ def garment_margin(f: dict, value: str) -> tuple[bool, bool]:
     from engine.language.margins import COLOR_NEIGHBOURS
     if not is_person(f):
         return False, False
-    regions, color = _regions(value)
-    sure = garment_exact(f, value)
     if f.get("iscrowd"):
         return False, True
+    if str(value).startswith("outfit:"):
+        return _tone_margin(f, str(value).split(":", 1)[1])
+    regions, color = _regions(value)
+    sure = garment_exact(f, value)
 
     def may(region: str) -> bool:
         if f.get(f"{region}_color") == color:
@@ -53,7 +75,8 @@ def garment_margin(f: dict, value: str) -> tuple[bool, bool]:
         if not hist:
             return True
         top = max(hist, key=hist.get)
-        return hist.get(color, 0.0) >= MAYBE_SHARE or (
+        need = MAYBE_DILUTED if not f.get(f"{region}_frac") else MAYBE_SHARE
+        return hist.get(color, 0.0) >= need or (
             top in COLOR_NEIGHBOURS.get(color, ()) and hist[top] >= MAYBE_NEIGHBOUR)
     # "dressed in white": someone in a white top and dark trousers might be taken for it too
     maybe = sure or any(may(r) for r in regions)
@@ -92,6 +115,8 @@ def atoms(f: dict) -> list:
         out.append(C("garment", f"upper:{up}"))
     if low:
         out.append(C("garment", f"lower:{low}"))
+    if f.get("outfit_tone"):
+        out.append(C("garment", f"outfit:{f['outfit_tone']}"))
     if f.get("posture"):
         out.append(C("posture", f["posture"]))
     return out
@@ -101,7 +126,9 @@ def prefer(programs: list, scene) -> list:
     """A person's simple programs, what they wear or do first. Among GROUP or more people an
     ordinal past the first ("the third person from the right") is dropped: people in a row are
     where viewers miscount. Where clothing or posture tells the person apart, programs that only
-    use frame position and ordinals are dropped."""
+    use frame position and ordinals are dropped, and so are those that lean on a frame position,
+    an ordinal or a superlative at all ("the person left of the oven, halfway up the image"):
+    what the person wears is what a viewer looks for first."""
     n = sum(is_person(f) and not f.get("iscrowd") for f in scene.instances.values())
     if n >= GROUP:
         programs = [p for p in programs
@@ -109,5 +136,5 @@ def prefer(programs: list, scene) -> list:
     worn = [p for p in programs if set(p.kinds()) & set(KINDS)]
     if worn:
         # what they wear or do says it: drop "the person on the left" / "the leftmost person"
-        programs = [p for p in programs if p in worn or set(p.kinds()) - {"category", "position", "ordinal"}]
+        programs = [p for p in programs if p in worn or not set(p.kinds()) & {"position", "ordinal", "superlative"}]
     return sorted(programs, key=lambda p: p not in worn)

@@ -12,9 +12,21 @@ A whole-mask colour of a person mixes skin, hair and clothes, so people get no `
   any colour is counted, so a bare arm or face never gives a colour. Garments of skin-like
   colours (tan, beige, dull brown) are dropped with them: we lose those, never say skin.
 - A region gets a garment colour only when enough of its pixels are not skin (a shirtless
-  torso gets none) and most of those agree on one basic colour name; brown is never a garment
+  torso gets none) and most of those agree on one basic colour name, or one hue stands alone
+  among neutrals (green and white stripes are a green top); brown is never a garment
   colour (the colour of skin and hair in shade), and the dark names need a low skin share too
   (dark skin in shadow and black cloth are alike).
+- Outfit tone: where no hue is sure, people still say "the one in dark clothes" / "in light
+  clothes". `tone_hist` ("dark:share,light:share") gives the share of the outfit's non-skin
+  pixels that are dark (CIELAB L < TONE_DARK_L) or light and near neutral (L > TONE_LIGHT_L,
+  chroma <= TONE_LIGHT_CHROMA), lightness read against the picture's white (a viewer adapts
+  to a dim hall), over the garment bands (or the body below the head); it is
+  computed for every person, small ones too (what a distractor may be read as wearing).
+  `outfit_tone` is decided (dark | light) for a figure whose head is in the frame when nearly
+  all of it is that tone and little of it is skin (dark skin in shade is not dark clothes; a
+  bare arm is not an outfit).
+- Colours are read from the picture as a viewer sees it (`balanced`): a lamplight cast partly
+  taken out, so white under lamplight is white (and not skin).
 - Every person also gets a histogram of colour names per region (`upper_hist` / `lower_hist`,
   "name:share,..."), from the band when the figure allows it and from the whole mask below
   the head otherwise: that is what a distractor *may* be read as wearing (margins).
@@ -58,6 +70,21 @@ HEAD_ROWS = 0.15            # the head: this top share of a figure's height
 MIN_FACE_SKIN = 0.15        # a black top needs this share of skin in the head rows: from behind, hair covers the back
 LEGS_NARROWER = 0.85        # a whole figure: its lowest rows are narrower than its torso ...
 LEGS_APART = 0.4            # ... or this share of them show two legs
+TONE_DARK_L = 25.0         # CIELAB lightness below which cloth reads dark (black, navy, charcoal)
+TONE_LIGHT_L = 70.0        # ... above which it reads light (white, cream, light gray) ...
+TONE_LIGHT_CHROMA = 25.0   # ... when near neutral (bright yellow is not "light clothes")
+TONE_SURE = {"dark": 0.8, "light": 0.7}   # share of the outfit's non-skin pixels a decided tone needs
+CAST_TOP = 0.02            # the brightest share of the picture read for a light cast ...
+CAST_CHROMA = (8.0, 60.0)  # ... corrected when its chroma is in this range ...
+CAST_GAINS = (0.4, 3.0)    # ... with per-channel gains at most this far from 1
+CAST_HUES = ((55.0, 100.0), (235.0, 290.0))   # ... and its hue that of a light (lamp yellow-orange, shade blue)
+CAST_ADAPT = 0.6          # ... and only this part of the way (as an exponent of the gains)
+WHITE_PERCENTILE = 99      # the picture's white: this percentile of its lightness ...
+MIN_WHITE = 50.0           # ... at least this (a night shot is dark, not a grey day)
+TONE_MAX_SKIN = 0.2        # share of the outfit region that may be skin for a decided tone
+NEUTRALS = ("black", "white", "gray")
+HUE_SHARE = 0.4            # a hue among neutrals (stripes, a jacket over a white shirt): this share of the region ...
+HUE_RIVAL = 0.35           # ... and no other hue above this share of it
 GARMENT_COLORS = tuple(c for c in COLOR_NAMES if c != "brown")
 HIST_MIN = 0.05             # histogram entries below this share are left out
 STANDING_ASPECT = 2.3       # height / width of a whole standing figure
@@ -175,8 +202,95 @@ def region_color(pixels: np.ndarray) -> tuple[str, float, dict[str, float]]:
     if name == "black" and float(rgb_to_lab(rest[names == best])[:, 0].mean()) > BLACK_MAX_L:
         return "", share, hist        # dark olive or navy in shade is not a black top
     if share < MIN_SHARE or shaded < AGREE or name not in GARMENT_COLORS or (name in ("black", "gray") and skin_share > DARK_MAX_SKIN):
+        hue = _dominant_hue(counts)
+        if hue:        # a green-and-white striped top, a red jacket over a white shirt: the one hue seen
+            return hue, float(counts[COLOR_NAMES.index(hue)]), hist
         return "", share, hist
     return name, share, hist
+
+
+def _dominant_hue(counts: np.ndarray) -> str:
+    """The one hue of a region whose other pixels are neutral (white, gray, black): at least
+    HUE_SHARE of it, and every other hue at most HUE_RIVAL of it. Brown (skin and hair in
+    shade) and the neutral names themselves never qualify."""
+    shares = {n: float(counts[i]) for i, n in enumerate(COLOR_NAMES)}
+    hues = {n: v for n, v in shares.items() if n not in NEUTRALS}
+    best = max(hues, key=hues.get)
+    rivals = [v for n, v in hues.items() if n != best]
+    if best in GARMENT_COLORS and hues[best] >= HUE_SHARE and all(v <= HUE_RIVAL * hues[best] for v in rivals):
+        return best
+    return ""
+
+
+def balanced(rgb: np.ndarray) -> np.ndarray:
+    """The picture with a warm or cool light cast taken out, as a viewer's eye does (white
+    stripes under lamplight are white, not yellow; warm-lit white is not skin). The cast is
+    read from the brightest CAST_TOP share of the pixels: where their colour has a moderate
+    chroma (CAST_CHROMA) it is light on white walls and cloth and is scaled to neutral, per
+    channel in linear light; a vivid bright colour (a yellow wall in daylight, beyond the range)
+    or a near-neutral white is left alone, and so is a cast of a hue no light has (a green
+    lawn, no white in sight)."""
+    px = rgb.reshape(-1, 3)
+    sample = px[:: max(1, len(px) // 20000)]
+    if len(sample) == 0:
+        return rgb
+    lab = rgb_to_lab(sample)
+    top = lab[:, 0] >= np.percentile(lab[:, 0], 100 * (1 - CAST_TOP))
+    a, b = float(lab[top, 1].mean()), float(lab[top, 2].mean())
+    chroma, hue = float(np.hypot(a, b)), float(np.degrees(np.arctan2(b, a))) % 360
+    lamp = any(lo <= hue <= hi for lo, hi in CAST_HUES)
+    x = sample[top].astype(np.float64) / 255.0
+    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).mean(axis=0)
+    gains = np.ones(3)
+    if lamp and CAST_CHROMA[0] <= chroma <= CAST_CHROMA[1]:
+        # partly, as the eye adapts: lamplight on a white wall stays a little warm
+        gains = np.clip((lin.mean() / np.maximum(lin, 1e-6)) ** CAST_ADAPT, *CAST_GAINS)
+    if np.allclose(gains, 1.0, atol=0.02):
+        return rgb
+    table = np.arange(256) / 255.0
+    table = np.where(table <= 0.04045, table / 12.92, ((table + 0.055) / 1.055) ** 2.4)
+    out = np.empty_like(rgb)
+    for c in range(3):
+        v = np.clip(table * gains[c], 0, 1)
+        v = np.where(v <= 0.0031308, 12.92 * v, 1.055 * v ** (1 / 2.4) - 0.055)
+        out[..., c] = np.round(255 * v).astype(np.uint8)[rgb[..., c]]
+    return out
+
+
+def white_point(rgb: np.ndarray) -> float:
+    """The picture's white: the WHITE_PERCENTILE lightness of its pixels (a sample), at least
+    MIN_WHITE. A viewer judges light and dark against it: in a dim hall a cream top is not dark."""
+    px = rgb.reshape(-1, 3)
+    px = px[:: max(1, len(px) // 20000)]
+    return float(max(MIN_WHITE, np.percentile(rgb_to_lab(px)[:, 0], WHITE_PERCENTILE))) if len(px) else 100.0
+
+
+def tone_shares(pixels: np.ndarray, white: float = 100.0) -> tuple[dict[str, float], float, int]:
+    """({"dark": share, "light": share} of the non-skin pixels, skin share, non-skin count);
+    lightness is read against the picture's white (`white_point`)."""
+    if len(pixels) == 0:
+        return {}, 0.0, 0
+    skin = skin_mask(pixels)
+    rest = pixels[~skin]
+    if len(rest) == 0:
+        return {}, float(skin.mean()), 0
+    lab = rgb_to_lab(rest)
+    L = np.minimum(100.0, lab[:, 0] * 100.0 / min(100.0, max(white, MIN_WHITE)))
+    chroma = np.hypot(lab[:, 1], lab[:, 2])
+    dark = float((L < TONE_DARK_L).mean())
+    light = float(((L > TONE_LIGHT_L) & (chroma <= TONE_LIGHT_CHROMA)).mean())
+    return {"dark": dark, "light": light}, float(skin.mean()), len(rest)
+
+
+def outfit_tone(pixels: np.ndarray, white: float = 100.0) -> tuple[str, dict[str, float]]:
+    """(decided tone or "", tone shares) of an outfit region's pixels (see the module docstring)."""
+    shares, skin, n = tone_shares(pixels, white)
+    if n < MIN_REGION_PX or skin > TONE_MAX_SKIN:
+        return "", shares
+    for tone, need in TONE_SURE.items():
+        if shares.get(tone, 0.0) >= need:
+            return tone, shares
+    return "", shares
 
 
 # ---- per person -----------------------------------------------------------------------------
@@ -276,7 +390,7 @@ def _overlaps(a, b) -> bool:
                  & b.crop[y0 - b.px[1]:y1 - b.px[1], x0 - b.px[0]:x1 - b.px[0]]).any())
 
 
-def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str) -> dict:
+def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str, white: float = 100.0) -> dict:
     """upper_/lower_ colour, share and histogram for one person (see the module docstring)."""
     left, right, top, bottom = sides
     crop = item.crop
@@ -308,6 +422,18 @@ def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str) -> dict:
             out[f"{region}_hist"] = hist_str(hist if hist else fallback)
         else:
             out[f"{region}_hist"] = hist_str(fallback)
+    # the outfit's tone: over the garment bands where the figure gives them, else below the head
+    outfit = np.zeros_like(crop)
+    for region in bands:
+        outfit |= _band(crop, *bands[region])
+    if not outfit.any():
+        outfit = body
+    tone, shares = outfit_tone(rgb_crop[outfit], white) if outfit.any() else ("", {})
+    if not (h >= MIN_FIGURE_PX and not top):
+        tone = ""             # too small to see, or the head cut: what shows may be hair or a sleeve
+    if tone == "dark" and face < MIN_FACE_SKIN and "upper" not in bands:
+        tone = ""             # from behind with no torso band found, long dark hair may be most of it
+    out["outfit_tone"], out["tone_hist"] = tone, hist_str({k: v for k, v in shares.items() if v > 0})
     return out
 
 
@@ -316,10 +442,16 @@ def people_facts(items, rgb: np.ndarray, width: int, height: int, border_px: int
 
     `items` are engine.scene.facts decoded instances (row, crop, px)."""
     empty = {"upper_color": "", "upper_frac": 0.0, "lower_color": "", "lower_frac": 0.0,
-             "upper_hist": "", "lower_hist": "", "posture": "", "posture_maybe": ""}
+             "upper_hist": "", "lower_hist": "", "posture": "", "posture_maybe": "",
+             "outfit_tone": "", "tone_hist": ""}
     seats = [i for i in items if i.row["category"] in SEATS]
     mounts = [i for i in items if i.row["category"] in MOUNTS]
     out = {}
+    if not any(is_person(i.row) for i in items):
+        rgb, white = rgb, 100.0
+    else:
+        rgb = balanced(rgb)
+        white = white_point(rgb)
     for it in items:
         if not is_person(it.row) or it.row.get("iscrowd"):
             out[it.id] = dict(empty)
@@ -331,7 +463,7 @@ def people_facts(items, rgb: np.ndarray, width: int, height: int, border_px: int
         others = [o for o in items if o is not it and not _contains(o.px, it.px)
                   and not o.row.get("iscrowd") and o.area <= OCCLUDER_MAX_AREA * it.area]
         p, maybe = posture(it, sides, seats, mounts, others)
-        row = garments(it, rgb[y0:y1, x0:x1], sides, p)
+        row = garments(it, rgb[y0:y1, x0:x1], sides, p, white)
         row.update(posture=p, posture_maybe=maybe)
         out[it.id] = row
     return out

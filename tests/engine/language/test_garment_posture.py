@@ -122,3 +122,80 @@ def test_checker_reads_garment_and_posture_phrases():
             assert prog.get("garment") is None     # "top" here is a position, not a garment
         else:
             assert evaluate(prog, sc) == want, (text, prog)
+
+
+def _toned(iid, cx, tone="", hist="", up="", low=""):
+    f = person(iid, cx, up, low)
+    f.update(outfit_tone=tone, tone_hist=hist)
+    return f
+
+
+def test_outfit_tone_is_sure_for_the_decided_and_maybe_for_dark_shares_black_garments_and_unknowns():
+    sc = scene_of([_toned("a", 0.1, "dark", "dark:0.90"), _toned("b", 0.3, "", "dark:0.40,light:0.10"),
+                   _toned("c", 0.5, "", "dark:0.10", up="black"), _toned("d", 0.7, "", "dark:0.10,light:0.60"),
+                   _toned("e", 0.9, "", "")])
+    sure, maybe = evaluate_with_margin(Program((C("garment", "outfit:dark"),)), sc)
+    assert sure == {"a"} and maybe == {"a", "b", "c", "e"}
+    sure, maybe = evaluate_with_margin(Program((C("garment", "outfit:light"),)), sc)
+    assert sure == set() and maybe == {"d", "e"}
+    two = scene_of([_toned("a", 0.2, "dark", "dark:0.90"), _toned("d", 0.8, "light", "light:0.85,dark:0.05")])
+    assert refers_with_margin(Program((C("category", "person"), C("garment", "outfit:dark"))), two, {"a"})
+    assert refers_with_margin(Program((C("category", "person"), C("garment", "outfit:light"))), two, {"d"})
+    with pytest.raises(ValueError):
+        evaluate_with_margin(Program((C("garment", "outfit:purple"),)), sc)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_outfit_tone_texts_parse_back_and_say_clothes(seed):
+    sc = scene_of([_toned("a", 0.2, "dark", "dark:0.90"), _toned("d", 0.8, "light", "light:0.85,dark:0.05")])
+    specs = [s for s in Planner(PlanConfig(), LEX.categories()).plan(sc)
+             if s.cardinality == "1:1" and any(str(c.value).startswith("outfit:") for c in s.program if c.kind == "garment")]
+    assert {s.target_ids for s in specs} == {("a",), ("d",)} and {s.tier for s in specs} == {"simple", "complex"}
+    for s in specs:
+        view = SpecView(s.spec_id, s.image_id, s.tier, "", s.cardinality, s.target_ids, s.program)
+        text = GEN.generate(view, sc, seed, [])
+        assert "cloth" in text and ("dark" in text) == (s.target_ids == ("a",)), text
+        assert CHECK.check(text, view, sc).verdict == "pass", text
+    prog, _ = CHECK.parse("the person in light clothes", sc)
+    assert evaluate(prog, sc) == {"d"}
+
+
+def test_where_clothing_tells_a_person_apart_frame_positions_are_not_leaned_on():
+    """A person told apart by a red top keeps "the person holding the cup" but not "the person
+    left of the cup, at the top" or "the leftmost person"."""
+    from engine.language.people import prefer
+    sc = scene_of(_row_of_people(["red", "", ""]))
+    cat = C("category", "person")
+    worn = Program((cat, C("garment", "upper:red")))
+    rel = Program((cat, C("relation", rel="holding", obj=Program((C("category", "cup"),)))))
+    leaning = Program((cat, C("relation", rel="left of", obj=Program((C("category", "cup"),))), C("position", "top")))
+    ordinal = Program((cat, C("ordinal", "left:1")))
+    assert prefer([ordinal, leaning, rel, worn], sc) == [worn, rel]
+    assert prefer([ordinal, leaning, rel], sc) == [ordinal, leaning, rel]    # nothing worn: all kept
+
+
+def test_no_located_or_visible_before_what_a_person_wears():
+    """"the one capable of speech visible dressed in a green top" reads as nonsense: the placing
+    words go before positions only."""
+    from engine.generate.template import PLACED
+    sc = scene_of([person("a", 0.2, "green", "black", "standing"), person("b", 0.8, "white", "blue")])
+    seen = 0
+    for s in Planner(PlanConfig(), LEX.categories()).plan(sc):
+        if s.cardinality != "1:1" or not set(s.program.kinds()) & {"garment", "posture"} or s.program.get("position"):
+            continue
+        view = SpecView(s.spec_id, s.image_id, s.tier, "", s.cardinality, s.target_ids, s.program)
+        for seed in range(40):
+            text = GEN.generate(view, sc, seed, [])
+            seen += 1
+            assert not set(PLACED) & set(text.split(" ")), text
+    assert seen >= 80
+
+
+def test_a_whole_body_histogram_is_read_more_warily():
+    """No torso band found (frac 0): the histogram mixes hoodie, hair and legs, so a green shirt
+    under an open hoodie shows as a small share; it still makes "the one in the green top" unsafe."""
+    hooded = person("b", 0.5, "", uh="black:0.60,gray:0.20,green:0.09")
+    banded = dict(hooded, upper_frac=0.55)       # the same shares from a torso band: a speck
+    for other, ok in ((hooded, False), (banded, True)):
+        sc = scene_of([person("a", 0.1, "green"), other])
+        assert refers_with_margin(Program((C("category", "person"), C("garment", "upper:green"))), sc, {"a"}) is ok

@@ -111,3 +111,26 @@ def test_no_colour_word_attached_to_a_person_except_a_garment(which, request):
                     assert not any(t.kind == "COLOR" for t in seg.toks), text
                 segs += seg.children
     assert seen_people > 0
+
+
+def test_outfit_tone_in_the_photos_only_for_people_and_never_for_skin(coco):
+    """The surfer in a black wetsuit is in dark clothes; the bare forearm, the figure seen from
+    behind and the jeans-only legs (2206717, the rest hidden) get no tone; nothing but people does."""
+    _, facts, _ = coco
+    f = facts.set_index("instance_id")
+    assert f.loc["coco-sample:441831", "outfit_tone"] == "dark"
+    for iid in BARE + [FROM_BEHIND, "coco-sample:2206717"]:
+        assert f.loc[iid, "outfit_tone"] == "", iid
+    people = facts["supercategory"] == "person"
+    assert (facts.loc[~people, "outfit_tone"] == "").all() and (facts.loc[~people, "tone_hist"] == "").all()
+    assert set(facts["outfit_tone"]) <= {"", "dark", "light"}
+    # every eligible-size person has the shares a distractor is read by
+    big = people & ~facts["iscrowd"] & (facts["area"] >= 4096)
+    assert (facts.loc[big, "tone_hist"] != "").all()
+
+
+def test_lamplit_striped_top_reads_by_its_hue(coco):
+    """coco 86956, under warm lamplight: the green-and-white striped top is green once the
+    light's cast is partly taken out (its white stripes read yellow without)."""
+    _, facts, _ = coco
+    assert facts.set_index("instance_id").loc["coco-sample:508729", "upper_color"] == "green"
