@@ -22,6 +22,7 @@ from engine.scene.facts import describe
 from engine.generate.base import SpecView
 from engine.sources.imageio import load_rgb
 from engine.lexicon import Lexicon, lexicon_for
+from engine.language.margins import cut_by_things
 from engine.language.plan import Planner
 from engine.language.programs import Scene
 from schemas.facts import FACTS, RELATIONS_TABLE
@@ -130,6 +131,9 @@ class UnitWorker:
                 f["stuff"] = lex.is_stuff(f["category"])
                 f["supercategory_says_it"] = bool(f["supercategory"]) and lex.supercategory_names(
                     f["category"], f["supercategory"])
+            for f in scene.instances.values():
+                # how much of its outline runs along things (not a floor or wall behind it)
+                f["cut_by_things"] = cut_by_things(f.get("outline_contact"), scene.instances)
             v = vocab.get(source_of(i), frozenset())
             if i in federated:
                 v = self._federate(scene, federated[i])

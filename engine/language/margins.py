@@ -41,6 +41,7 @@ CENTRE_REACH = 0.15        # a centre / middle target reaches this share of its 
 CENTRAL_BAND = (0.25, 0.75)  # "in the centre" with no height word: the target's height in the frame
 SIZE_MARGIN = 1.5          # factor past the small / large threshold
 HIDDEN_OCCLUSION = 0.15    # an instance whose box is this covered by others may be partly hidden
+HIDDEN_CONTACT = 0.15      # ... or whose outline runs this much along other things' masks
 COLOR_SURE_SHARE = 0.45    # a colour name is sure when this share of the mask has it
 COLOR_MAYBE_SHARE = 0.20   # ... and may be read into an object with this share of it
 ORD_MIN_GAP = 0.05         # ordinals: neighbours' centroids at least this far apart (frame share) ...
@@ -48,6 +49,7 @@ ORD_GAP_OF_EXTENT = 0.5   # ... and this share of the larger one's extent along 
 ORD_SHIFT_OF_EXTENT = 0.3  # ... or, edges agreeing, the whole box shifted this share of its extent
 ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
 ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
+ORD_MIN_COUNTED_SHARE = 0.1  # ... and every one counted before the target shows this share of its area
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
@@ -77,8 +79,25 @@ _THIRD = {"left": ("cx", 0), "center": ("cx", 1), "right": ("cx", 2),
           "top": ("cy", 0), "middle": ("cy", 1), "bottom": ("cy", 2)}
 
 
+def cut_by_things(outline_contact, instances: dict) -> float:
+    """Share of an instance's outline that runs along other things' masks (the facts'
+    "id=share;..."), leaving out stuff regions: a cup's outline along the wall behind it says
+    nothing of the cup's size, along the hand in front of it it does."""
+    if not isinstance(outline_contact, str) or not outline_contact:
+        return 0.0
+    total = 0.0
+    for part in outline_contact.split(";"):
+        oid, _, share = part.rpartition("=")
+        o = instances.get(oid)
+        if o is not None and not o.get("stuff"):
+            total += float(share)
+    return min(1.0, total)
+
+
 def _hidden(f: dict) -> bool:
-    return bool(f.get("truncated")) or float(f.get("occlusion", 0.0)) >= HIDDEN_OCCLUSION
+    # cut by the frame, covered within its box, or cut along its outline by a thing in front
+    return bool(f.get("truncated")) or float(f.get("occlusion", 0.0)) >= HIDDEN_OCCLUSION \
+        or float(f.get("cut_by_things", 0.0)) >= HIDDEN_CONTACT
 
 
 def _position(f: dict, value: str) -> tuple[bool, bool]:
@@ -254,6 +273,9 @@ def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
             return None
     if extent(order[k - 1]) > ORD_MAX_EXTENT:
         return None   # a table across the whole frame is not "the one on the far right"
+    target_area = float(I[order[k - 1]]["area"])
+    if any(float(I[i]["area"]) < ORD_MIN_COUNTED_SHARE * target_area for i in order[:k - 1]):
+        return None   # "the second bicycle from the right" where the first is a handlebar behind a scooter
     return order[k - 1]
 
 

@@ -16,6 +16,8 @@ Per-instance facts beyond geometry:
 - occlusion: share of the instance's bbox covered by the union of the other instances'
   masks. A proxy: it cannot tell "in front" from "behind", and a non-convex object's bbox
   also holds its neighbours; 0 means nothing else is annotated within its box.
+- outline_contact: "id=share;..." the share of the outline along each touching neighbour's
+  mask (the object may go on behind it; engine.scene.interactions.outline_contact).
 - color / color_frac / color_palette: engine.scene.colors.color_summary over the masked pixels.
 - upper_/lower_color, _frac, _hist, posture, posture_maybe: people only (engine.scene.people).
 
@@ -306,6 +308,8 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
         n = sum(not i.crowd for i in group)
         count.update({i.id: n for i in group})
     occlusion = _occlusion(items)
+    touch_pairs = interactions.touching_pairs(items) if len(items) > 1 else {}
+    contact = interactions.outline_contact(items, touch_pairs)
     people = people_facts(items, rgb, width, height, BORDER_PX)   # garments and posture (engine.scene.people)
 
     image_area = float(width * height)
@@ -339,13 +343,14 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
             "truncated": any(touching),
             "truncated_sides": ",".join(s for s, t in zip(SIDES, touching) if t),
             "occlusion": occlusion[it.id],
+            "outline_contact": contact[it.id],
             **people[it.id],
         })
 
     triples = set()
     for i, j in _pairs(items, cfg.near_distance, cfg.max_relation_partners):
         triples.update(_pair_relations(items[i], items[j], cfg.near_distance))
-    triples |= interactions.relate(items, float(width * height))     # riding, holding, in front of / behind, touching
+    triples |= interactions.relate(items, float(width * height), touch_pairs)     # riding, holding, in front of / behind, touching
     relations = [{"image_id": image_id, "subject_id": s, "relation": r, "object_id": o}
                  for s, r, o in sorted(triples)]
     return facts, relations

@@ -203,13 +203,9 @@ def _interaction(p, o, geometry: str, outline_contact: int) -> bool:
     raise ValueError(f"unknown interaction geometry {geometry!r}")
 
 
-def relate(items: list, image_area: float) -> set[tuple[str, str, str]]:
-    """Relation triples (subject, relation, object) among decoded instances (engine.scene.facts._Inst)
-    of an image of `image_area` pixels."""
-    n = len(items)
-    if n < 2:
-        return set()
-    px = np.array([i.px for i in items], dtype=np.int64)
+def touching_pairs(items: list) -> dict[tuple[int, int], tuple[int, int]]:
+    """(k, j) -> contact(items[k], items[j]) for every pair whose masks touch."""
+    px = np.array([i.px for i in items], dtype=np.int64).reshape(-1, 4)
     r = CONTACT_PX
     touching: dict[tuple[int, int], tuple[int, int]] = {}
     for k, a in enumerate(items):
@@ -221,6 +217,30 @@ def relate(items: list, image_area: float) -> set[tuple[str, str, str]]:
             c = contact(a, items[j])      # items[j]'s pixels near a
             if c[0] >= MIN_CONTACT_PX:
                 touching[(k, int(j))] = c
+    return touching
+
+
+def outline_contact(items: list, touching: dict[tuple[int, int], tuple[int, int]]) -> dict[str, str]:
+    """Per instance, the share of its outline that runs along each touching neighbour:
+    "id=share;..." (shares of at least 0.02). Where a long stretch of an outline meets another
+    mask, the object may go on behind it: its visible size is no measure of its size."""
+    out: dict[str, list[str]] = {i.id: [] for i in items}
+    for (k, j), (_, outline_c) in sorted(touching.items()):
+        share = outline_c / max(1, _outline_len(items[j]))
+        if share >= 0.02:
+            out[items[j].id].append(f"{items[k].id}={share:.3f}")
+    return {i: ";".join(v) for i, v in out.items()}
+
+
+def relate(items: list, image_area: float,
+           touching: dict[tuple[int, int], tuple[int, int]] | None = None) -> set[tuple[str, str, str]]:
+    """Relation triples (subject, relation, object) among decoded instances (engine.scene.facts._Inst)
+    of an image of `image_area` pixels (`touching`: touching_pairs(items), when already known)."""
+    n = len(items)
+    if n < 2:
+        return set()
+    if touching is None:
+        touching = touching_pairs(items)
     out: set[tuple[str, str, str]] = set()
     for (k, j) in touching:
         out.add((items[k].id, CONTACT, items[j].id))

@@ -368,3 +368,16 @@ def test_a_partner_extreme_needs_a_clear_lead():
     assert planner._object_program(sc, "h2") is None
     far = scene(*[dict(r, cx=0.85, x0=0.8, x1=0.9) if r["instance_id"] == "h2" else r for r in rows])
     assert planner._object_program(far, "h2") == P(C("category", "hazelnut"), C("ordinal", "right:1"))
+
+
+def test_an_ordinal_does_not_count_past_a_sliver():
+    # the rightmost bicycle shows only a handlebar behind a scooter: "second from the right" makes
+    # a viewer hunt for it; the big one is still "the leftmost"
+    big = inst("b1", "bicycle", 0.2, 0.8, w=0.3, h=0.3)
+    sliver = inst("b2", "bicycle", 0.45, 0.7, w=0.03, h=0.03)
+    sc = scene(big, sliver)
+    assert not refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), sc, {"b1"})
+    assert refers_with_margin(P(C("category", "bicycle"), C("ordinal", "left:1")), sc, {"b1"})
+    # the same layout with a bicycle a viewer sees: counted as before
+    seen = scene(big, inst("b2", "bicycle", 0.6, 0.7, w=0.15, h=0.2))
+    assert refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), seen, {"b1"})
