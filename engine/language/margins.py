@@ -143,9 +143,13 @@ def _size(f: dict, value: str, small: float, large: float) -> tuple[bool, bool]:
 
 def _color(f: dict, value: str) -> tuple[bool, bool]:
     exact = f["color"] == value
-    sure = exact and float(f["color_frac"]) >= COLOR_SURE_SHARE
+    palette = parse_palette(f.get("color_palette", ""))
+    # light and shade move a colour into its neighbour (a white toilet in shade reads gray):
+    # sure only when no neighbouring colour holds a share a viewer may go by
+    shifted = any(palette.get(n, 0.0) >= COLOR_MAYBE_SHARE for n in COLOR_NEIGHBOURS.get(value, ()))
+    sure = exact and float(f["color_frac"]) >= COLOR_SURE_SHARE and not shifted
     # a two-tone object (a white bus with a broad red stripe) may be called by its second colour
-    second = parse_palette(f.get("color_palette", "")).get(value, 0.0) >= COLOR_MAYBE_SHARE
+    second = palette.get(value, 0.0) >= COLOR_MAYBE_SHARE
     return sure, exact or second or f["color"] in COLOR_NEIGHBOURS.get(value, ())
 
 

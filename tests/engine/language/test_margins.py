@@ -381,3 +381,14 @@ def test_an_ordinal_does_not_count_past_a_sliver():
     # the same layout with a bicycle a viewer sees: counted as before
     seen = scene(big, inst("b2", "bicycle", 0.6, 0.7, w=0.15, h=0.2))
     assert refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), seen, {"b1"})
+
+
+def test_a_colour_next_to_a_neighbour_share_is_not_sure():
+    # a white toilet in shade: mostly gray pixels, a quarter white; a viewer says white
+    shaded = inst("t1", "toilet", 0.3, 0.5, color="gray", color_frac=0.67, color_palette="gray:0.67,white:0.24,black:0.05")
+    other = inst("t2", "toilet", 0.7, 0.5, color="blue", color_frac=0.9, color_palette="blue:0.90")
+    sc = scene(shaded, other)
+    assert not refers_with_margin(P(C("category", "toilet"), C("color", "gray")), sc, {"t1"})
+    # a gray one with a little white still is gray
+    plain = scene(dict(shaded, color_palette="gray:0.85,white:0.10", color_frac=0.85), other)
+    assert refers_with_margin(P(C("category", "toilet"), C("color", "gray")), plain, {"t1"})
