@@ -50,6 +50,7 @@ ORD_SHIFT_OF_EXTENT = 0.3  # ... or, edges agreeing, the whole box shifted this 
 ORD_MAX_EXTENT = 0.6       # an ordinal target spans at most this share of the frame along the axis
 ORD_MAX_COUNTED = 8        # "third from the left" only where a viewer can count at a glance
 ORD_MIN_COUNTED_SHARE = 0.1  # ... and every one counted before the target shows this share of its area
+ORD_HIDDEN_COUNTED_SHARE = 0.3  # ... or, when partly hidden, this share
 SUPERLATIVE_RATIO = 1.3    # largest / smallest: area ratio to the runner-up
 NEXT_TO_SURE_GAP = 0.03    # next_to: boxes this close are surely next to each other
 NEXT_TO_MAYBE_GAP = 0.20   # ... and this close may be read as next to each other
@@ -278,9 +279,16 @@ def _ordinal_clear(ids: set[str], value: str, scene: Scene) -> str | None:
     if extent(order[k - 1]) > ORD_MAX_EXTENT:
         return None   # a table across the whole frame is not "the one on the far right"
     target_area = float(I[order[k - 1]]["area"])
-    if any(float(I[i]["area"]) < ORD_MIN_COUNTED_SHARE * target_area for i in order[:k - 1]):
+    if any(_inconspicuous(I[i], target_area) for i in order[:k - 1]):
         return None   # "the second bicycle from the right" where the first is a handlebar behind a scooter
     return order[k - 1]
+
+
+def _inconspicuous(f: dict, target_area: float) -> bool:
+    """An instance a viewer counting up to the target may not notice: far smaller than it, or
+    smaller and mostly hidden behind others."""
+    a = float(f["area"])
+    return a < ORD_MIN_COUNTED_SHARE * target_area or (_hidden(f) and a < ORD_HIDDEN_COUNTED_SHARE * target_area)
 
 
 def _superlative_clear(ids: set[str], value: str, scene: Scene) -> str | None:

@@ -381,6 +381,9 @@ def test_an_ordinal_does_not_count_past_a_sliver():
     # the same layout with a bicycle a viewer sees: counted as before
     seen = scene(big, inst("b2", "bicycle", 0.6, 0.7, w=0.15, h=0.2))
     assert refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), seen, {"b1"})
+    # a fifth of its size and mostly behind a scooter: as easy to miss
+    hidden = scene(big, inst("b2", "bicycle", 0.6, 0.7, w=0.1, h=0.1, occlusion=0.55))
+    assert not refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), hidden, {"b1"})
 
 
 def test_a_colour_next_to_a_neighbour_share_is_not_sure():
