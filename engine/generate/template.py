@@ -40,7 +40,7 @@ POS_Y = {
             "up at the top", "near the top edge"),
     "bottom": ("at the bottom", "near the bottom", "in the lower part of the image", "at the bottom of the picture",
                "down at the bottom", "near the bottom edge"),
-    "middle": ("halfway up the image", "at mid-height", "at mid-height in the picture"),
+    "middle": ("halfway up the image", "at mid-height", "at mid-height in the picture", "halfway down the picture"),
 }
 FAR = {"left": ("on the far left", "furthest to the left"),
        "right": ("on the far right", "furthest to the right"),
@@ -62,7 +62,7 @@ RELATIONS = {
 IN_PICTURE = ("in the picture", "in the image", "in this photo", "in the photo")
 PLACED = ("located", "positioned", "seen", "visible")     # "the cup located on the left"
 REDUCED_RELATIVE = 0.45    # complex: share of predicates said without "that is"
-PLAIN_NOUN_SHARE = 0.7     # the category's plain noun; a synonym the rest of the time
+PLAIN_NOUN_SHARE = 0.55    # the category's plain noun; a synonym the rest of the time
 _RELATIVE_PRONOUNS = {"that", "which", "who"}
 _TRAILING_PREPOSITIONS = {"on", "at", "in", "to", "from", "with", "for", "of", "into", "over", "by"}
 
