@@ -49,6 +49,7 @@ from engine.release import shard
 from engine import storage
 from engine.config import ReleaseConfig
 from engine.release import saco_export, sam3i_export
+from engine.release.streamed import MetaSpill
 from engine.report import md_text
 from engine.release.split import SPLITS, assign_splits
 from schemas.images import IMAGES
@@ -334,7 +335,10 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     instr_by_image: dict[str, list] = {}
     for r in accepted.sort_values("instruction_id", kind="stable").itertuples(index=False):
         instr_by_image.setdefault(r.image_id, []).append(r)
-    metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    # every sample's json goes to disk as it is planned; the exports read it back one sample
+    # at a time, so the release holds no per-sample dicts (engine/release/streamed.py)
+    spill = MetaSpill(root / ".samples.spill")
+    seen = sam3i_export.CategorySeen()
 
     def load(img) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -354,19 +358,20 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                 "instances": [shard.instance_record(r) for r in inst],
                 "targets": shard.target_groups(instr_by_image[img.image_id]),
             }
-            metas[img.split].append(meta)
+            seen.note(meta, (img.split_order, img.sample_key))
+            json_bytes = shard.encode_json(meta)
+            spill.add(img.split, img.sample_key, json_bytes)
             yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
-                                      shard.encode_json(meta), load(img), group=img.unit_rank)
+                                      json_bytes, load(img), group=img.unit_rank)
 
-    shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
-    shard_of_key = {k: s.path for s in shards for k in s.keys}
-    for split in SPLITS:   # the exports list entries by sample key, however the shards are cut
-        metas[split].sort(key=lambda m: m["image"]["sample_key"])
-
-    categories = sam3i_export.category_table(metas["train"] + metas["val"])
-    exported = sam3i_export.write_export(root, metas, categories, release_id)
-    sam3i_id = exported["entry_of"]
-    saco_entries = saco_export.write_export(root, metas, categories)
+    with spill:
+        shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
+        shard_of_key = {k: s.path for s in shards for k in s.keys}
+        categories = seen.table()
+        # the exports list entries by sample key per split, however the shards are cut
+        exported = sam3i_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories, release_id)
+        sam3i_id = exported["entry_of"]
+        saco_entries, saco_hashes = saco_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories)
 
     img_cols = used.set_index("image_id")
     manifest = accepted.assign(
@@ -397,6 +402,8 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
     known = {s.path: {"sha256": s.sha256, "size": s.filesize} for s in shards}   # hashed while written
+    known.update(exported["hashes"])
+    known.update(saco_hashes)
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
