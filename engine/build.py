@@ -22,7 +22,7 @@ import yaml
 from engine.config import EngineConfig, load_config
 from engine.sources.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
 from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
-from engine.report import md_text, category_coverage, print_report, quality_report, report_markdown
+from engine.report import REPORT_FACT_COLUMNS, md_text, category_coverage, print_report, quality_report, report_markdown
 from engine.stages import UnitWorker
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -136,10 +136,16 @@ def run_units_locally(data: Ingested, pending: list[str], cfg: EngineConfig, sto
         on_done(unit_id)
 
 
-def collect(store: UnitStore, unit_ids: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    facts = [store.read(UNIT_STAGE, u, "facts", FACTS) for u in unit_ids]
+def collect(store: UnitStore, unit_ids: Iterable[str],
+            fact_columns: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every unit's facts and instructions; `fact_columns` limits the facts to what the caller
+    reads (the release reads REPORT_FACT_COLUMNS: the rest would grow with the dataset)."""
+    unit_ids = list(unit_ids)
+    facts = [store.read(UNIT_STAGE, u, "facts", FACTS, columns=fact_columns) for u in unit_ids]
     instr = [store.read(UNIT_STAGE, u, "instructions", INSTRUCTIONS) for u in unit_ids]
     f = pd.concat(facts, ignore_index=True) if facts else FACTS.empty()
+    if fact_columns is not None and not facts:
+        f = f[list(fact_columns)]
     i = pd.concat(instr, ignore_index=True) if instr else INSTRUCTIONS.empty()
     return f, i.sort_values("instruction_id").reset_index(drop=True)
 
@@ -208,7 +214,7 @@ def build(sources: list[SourceSpec], output: str, cfg: EngineConfig, workdir: st
     units = data.unit_ids()
     pending = [u for u in units if not store.is_done(UNIT_STAGE, u)]
     run_units(data, pending, cfg, store)
-    facts, instructions = collect(store, units)
+    facts, instructions = collect(store, units, REPORT_FACT_COLUMNS)
     rep, info = publish(output, data, facts, instructions, cfg, sources)
     return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, len(data.quarantine))
 

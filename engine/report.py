@@ -49,11 +49,17 @@ def _distinct_n(texts: list[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+# the facts columns quality_report reads (eligible_ids / big_enough, release_language): a build
+# loads only these from every unit (the whole facts table, with its colour histograms, grows
+# the driver's memory with the dataset; tests/engine/test_report.py checks the two agree)
+REPORT_FACT_COLUMNS = ("instance_id", "image_id", "category", "iscrowd", "area", "area_frac")
+
+
 def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
                    no_complex_categories: list[str] | None = None, categories: list[dict] | None = None) -> dict:
     acc = instructions[instructions["accepted"]]
     rej = instructions[~instructions["accepted"]]
-    rows = facts.to_dict("records")
+    rows = facts[[c for c in REPORT_FACT_COLUMNS if c in facts.columns]].to_dict("records")
     eligible = eligible_ids(rows, plan)
     big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
     coverage, coverage_1to1 = {}, {}

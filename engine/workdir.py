@@ -42,16 +42,19 @@ def read_table(path: Path, table: Table) -> pd.DataFrame:
     return table.validate(pq.read_table(path).to_pandas())
 
 
-def read_trusted(path: Path, table: Table) -> pd.DataFrame:
-    """A table this engine validated before writing it: the table's columns, in order, with
-    missing nullable columns as nulls (as `Table.validate` returns it), without re-checking."""
-    df = pq.read_table(path).to_pandas()
-    missing = [c for c in table.nullable if c not in df.columns]
+def read_trusted(path: Path, table: Table, columns: list[str] | None = None) -> pd.DataFrame:
+    """A table this engine validated before writing it: the table's columns (or `columns`),
+    in order, with missing nullable columns as nulls (as `Table.validate` returns it), without
+    re-checking."""
+    columns = list(columns) if columns is not None else table.columns
+    present = set(pq.read_schema(path).names)
+    df = pq.read_table(path, columns=[c for c in columns if c in present]).to_pandas()
+    missing = [c for c in table.nullable if c not in df.columns and c in columns]
     if missing:
         df = df.assign(**{c: None for c in missing})
-    df = df[table.columns].reset_index(drop=True)
+    df = df[columns].reset_index(drop=True)
     # the numeric dtypes validation coerces to (int32 in the file -> int64); strings stay as read
-    want = {f.name: _NUMERIC.get(_pandas_dtype(f.type)) for f in table.arrow}
+    want = {f.name: _NUMERIC.get(_pandas_dtype(f.type)) for f in table.arrow if f.name in columns}
     cast = {c: t for c, t in want.items() if t is not None and df[c].dtype != t}
     return df.astype(cast) if cast else df
 
@@ -91,9 +94,12 @@ class UnitStore:
         except (OSError, ValueError, AttributeError, TypeError):
             return {}
 
-    def read(self, stage: str, unit_id: str, name: str, table: Table) -> pd.DataFrame:
+    def read(self, stage: str, unit_id: str, name: str, table: Table,
+             columns: list[str] | None = None) -> pd.DataFrame:
+        """One table of a unit (only `columns`, when given)."""
         path = self.root / stage / name / f"{unit_id}.parquet"
         size = self.validated_sizes(stage, unit_id).get(name)
         if size is not None and path.stat().st_size == size:
-            return read_trusted(path, table)
-        return read_table(path, table)
+            return read_trusted(path, table, columns)
+        df = read_table(path, table)
+        return df if columns is None else df[list(columns)]

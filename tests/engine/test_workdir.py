@@ -52,3 +52,20 @@ def test_unvalidated_or_changed_outputs_are_validated(tmp_path, unit):
     pq.write_table(INSTRUCTIONS.to_arrow(bad).slice(0, max(1, len(bad) // 2)), path)
     with pytest.raises(Exception, match="tier"):
         store.read("units", "u-x", "instructions", INSTRUCTIONS)
+
+
+def test_report_on_the_columns_a_release_reads_equals_the_report_on_all_facts(tmp_path, unit):
+    """A build loads only REPORT_FACT_COLUMNS of the facts (engine.build.collect): the quality
+    report must not depend on any other column."""
+    from engine.build import UNIT_STAGE, collect
+    from engine.report import REPORT_FACT_COLUMNS, quality_report
+
+    store = UnitStore(tmp_path)
+    store.write(UNIT_STAGE, "u-w", unit.tables(), validated=True)
+    store.write(UNIT_STAGE, "u-v", unit.tables())          # the validating path too
+    facts_all, instr = collect(store, ["u-w", "u-v"])
+    facts_few, instr2 = collect(store, ["u-w", "u-v"], REPORT_FACT_COLUMNS)
+    assert list(facts_few.columns) == list(REPORT_FACT_COLUMNS) and len(facts_few) == len(facts_all)
+    pd.testing.assert_frame_equal(instr, instr2)
+    plan = EngineConfig().plan
+    assert quality_report(instr, facts_few, plan) == quality_report(instr, facts_all, plan)
