@@ -111,8 +111,20 @@ def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: 
                 f"({_quarantine_summary(quarantine, src.source_id)}); nothing was published")
 
 
+def arrow_memory_returns_to_os() -> None:
+    """Arrow's default pool (mimalloc) keeps what it freed: reading every unit's parquet files
+    grew the driver by ~4x the tables' size (issue 16's memory bench). The system allocator
+    gives it back. Called once by the drivers (this build and flows/), before anything is read."""
+    import pyarrow as pa
+
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
     from engine.sources.ingest import ImageCache
+
+    arrow_memory_returns_to_os()
 
     cache = ImageCache(Path(workdir) / "ingest" / "image_cache.pkl")   # unchanged images are not re-read
     res = ingest(sources, cfg.ingest, cache=cache)
@@ -202,7 +214,7 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
     card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
                          inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version(),
-                         previous=previous)
+                         previous=previous, validated=True)   # ingest and the unit stages validated them
     return rep, info
 
 

@@ -130,7 +130,10 @@ def _color(f: dict, value: str) -> tuple[bool, bool]:
 
 def _box(f: dict) -> tuple[float, float, float, float]:
     """x0, y0, x1, y1; a fact row without a box (hand-made scenes) is a point at its centroid."""
-    return tuple(float(f.get(k, f["cx"] if k[0] == "x" else f["cy"])) for k in ("x0", "y0", "x1", "y1"))
+    try:   # the usual fact row has its box: no generator per call (hot: ~10% of planning time)
+        return float(f["x0"]), float(f["y0"]), float(f["x1"]), float(f["y1"])
+    except KeyError:
+        return tuple(float(f.get(k, f["cx"] if k[0] == "x" else f["cy"])) for k in ("x0", "y0", "x1", "y1"))
 
 
 def _box_gap_x(a: dict, o: dict) -> float:

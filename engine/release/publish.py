@@ -308,12 +308,15 @@ def previous_shards(uri: str | None) -> shard.Reuse | None:
 
 def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
-                  code_version: str, reuse: shard.Reuse | None = None) -> dict:
+                  code_version: str, reuse: shard.Reuse | None = None, validated: bool = False) -> dict:
     """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
-    `reuse` (previous_shards) offers an earlier release's shards to carry over."""
-    images = IMAGES.validate(images)
-    instances = INSTANCES.validate(instances)
-    instructions = INSTRUCTIONS.validate(instructions)
+    `reuse` (previous_shards) offers an earlier release's shards to carry over. `validated`:
+    the caller built the three tables with their Tables' validation (the engine's own build
+    does), so they are not validated again (a copy of each, and seconds, per build)."""
+    if not validated:
+        images = IMAGES.validate(images)
+        instances = INSTANCES.validate(instances)
+        instructions = INSTRUCTIONS.validate(instructions)
     accepted = instructions[instructions["accepted"]].sort_values("instruction_id", kind="stable")
     rejected = instructions[~instructions["accepted"]].sort_values("instruction_id", kind="stable")
     _check_references(images, instances, accepted)
@@ -636,14 +639,15 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
 
 def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
-                  on_published: Callable[[str], None] | None = None, previous: str | None = None) -> ReleaseInfo:
+                  on_published: Callable[[str], None] | None = None, previous: str | None = None,
+                  validated: bool = False) -> ReleaseInfo:
     """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
 
     `previous` names an earlier local release: each shard whose samples are unchanged is
     hard-linked (or copied) from it with its recorded checksum instead of being written.
 
     `on_published(relative_path)` is called after each file reaches its place (tests use it to
-    interrupt a publish)."""
+    interrupt a publish). `validated`: see stage_release."""
     on_published = on_published or (lambda rel: None)
     out_uri = str(out_uri).rstrip("/")
     release_id = release_id_for(inputs_fingerprint, cfg, code_version)
@@ -663,7 +667,8 @@ def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, i
         staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
         try:
             payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
-                                    inputs_fingerprint, code_version, reuse=previous_shards(previous))
+                                    inputs_fingerprint, code_version, reuse=previous_shards(previous),
+                                    validated=validated)
             if storage.is_s3(out_uri):
                 _publish_s3(staging, out_uri, payload, cfg, on_published)
             else:
