@@ -144,7 +144,7 @@ def run_units_locally(data: Ingested, pending: list[str], cfg: EngineConfig, sto
     for unit_id in pending:
         imgs, inst = data.unit(unit_id)
         res = worker.run(unit_id, imgs, inst)
-        store.write(UNIT_STAGE, unit_id, res.tables(), validated=res.validated)
+        store.write(UNIT_STAGE, unit_id, res.tables(), validated=getattr(res, "validated", False))
         on_done(unit_id)
 
 
