@@ -81,6 +81,15 @@ def main() -> int:
         differ = sorted(f for f in fa if f in fb and fa[f]["sha256"] != fb[f]["sha256"])
         print(f"files byte-identical: {len(same)}; differing: {differ}; "
               f"only base: {sorted(set(fa) - set(fb))}; only head: {sorted(set(fb) - set(fa))}")
+        for f in differ:   # export files: the same entries, the same annotations but for their ids?
+            if f.endswith(".json") and (f.startswith("sam3i/stage") or f.startswith("saco/")):
+                da, db = (json.loads((r / f).read_text()) for r in (a, b))
+                for d in (da, db):
+                    for ann in d["annotations"]:
+                        ann.pop("id")
+                ids = [x["id"] for x in json.loads((b / f).read_text())["annotations"]]
+                print(f"  {f}: {'same' if da == db else 'DIFFERENT'} entries and annotations but for annotation "
+                      f"ids; head's ids unique: {len(set(ids)) == len(ids)}")
         ok = ra == rb and not extra
         cols = [c for c in cols if c != "shard"]
         print(f"same rows but for the shard column (release.shard_by_unit): {rows(ma) == rows(mb)}")

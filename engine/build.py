@@ -22,7 +22,7 @@ import yaml
 from engine.config import EngineConfig, load_config
 from engine.sources.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
 from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
-from engine.report import md_text, category_coverage, print_report, quality_report, report_markdown
+from engine.report import REPORT_FACT_COLUMNS, md_text, category_coverage, print_report, quality_report, report_markdown
 from engine.stages import UnitWorker
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -111,8 +111,20 @@ def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: 
                 f"({_quarantine_summary(quarantine, src.source_id)}); nothing was published")
 
 
+def arrow_memory_returns_to_os() -> None:
+    """Arrow's default pool (mimalloc) keeps what it freed: reading every unit's parquet files
+    grew the driver by ~4x the tables' size (issue 16's memory bench). The system allocator
+    gives it back. Called once by the drivers (this build and flows/), before anything is read."""
+    import pyarrow as pa
+
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
     from engine.sources.ingest import ImageCache
+
+    arrow_memory_returns_to_os()
 
     cache = ImageCache(Path(workdir) / "ingest" / "image_cache.pkl")   # unchanged images are not re-read
     res = ingest(sources, cfg.ingest, cache=cache)
@@ -132,14 +144,20 @@ def run_units_locally(data: Ingested, pending: list[str], cfg: EngineConfig, sto
     for unit_id in pending:
         imgs, inst = data.unit(unit_id)
         res = worker.run(unit_id, imgs, inst)
-        store.write(UNIT_STAGE, unit_id, res.tables())
+        store.write(UNIT_STAGE, unit_id, res.tables(), validated=getattr(res, "validated", False))
         on_done(unit_id)
 
 
-def collect(store: UnitStore, unit_ids: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    facts = [store.read(UNIT_STAGE, u, "facts", FACTS) for u in unit_ids]
+def collect(store: UnitStore, unit_ids: Iterable[str],
+            fact_columns: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every unit's facts and instructions; `fact_columns` limits the facts to what the caller
+    reads (the release reads REPORT_FACT_COLUMNS: the rest would grow with the dataset)."""
+    unit_ids = list(unit_ids)
+    facts = [store.read(UNIT_STAGE, u, "facts", FACTS, columns=fact_columns) for u in unit_ids]
     instr = [store.read(UNIT_STAGE, u, "instructions", INSTRUCTIONS) for u in unit_ids]
     f = pd.concat(facts, ignore_index=True) if facts else FACTS.empty()
+    if fact_columns is not None and not facts:
+        f = f[list(fact_columns)]
     i = pd.concat(instr, ignore_index=True) if instr else INSTRUCTIONS.empty()
     return f, i.sort_values("instruction_id").reset_index(drop=True)
 
@@ -196,7 +214,7 @@ def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.D
     card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
     info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
                          inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version(),
-                         previous=previous)
+                         previous=previous, validated=True)   # ingest and the unit stages validated them
     return rep, info
 
 
@@ -208,7 +226,7 @@ def build(sources: list[SourceSpec], output: str, cfg: EngineConfig, workdir: st
     units = data.unit_ids()
     pending = [u for u in units if not store.is_done(UNIT_STAGE, u)]
     run_units(data, pending, cfg, store)
-    facts, instructions = collect(store, units)
+    facts, instructions = collect(store, units, REPORT_FACT_COLUMNS)
     rep, info = publish(output, data, facts, instructions, cfg, sources)
     return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, len(data.quarantine))
 

@@ -45,15 +45,28 @@ def category_coverage(instances: pd.DataFrame, lexicon) -> list[dict]:
 
 
 def _distinct_n(texts: list[str], n: int) -> float:
-    grams = [tuple(w[i:i + n]) for w in (normalise(t).split() for t in texts) for i in range(len(w) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    # counted as they go: a list of every n-gram of the release grew the driver with the data
+    seen: set[tuple[str, ...]] = set()
+    total = 0
+    for t in texts:
+        w = normalise(t).split()
+        for i in range(len(w) - n + 1):
+            seen.add(tuple(w[i:i + n]))
+            total += 1
+    return len(seen) / total if total else 0.0
+
+
+# the facts columns quality_report reads (eligible_ids / big_enough, release_language): a build
+# loads only these from every unit (the whole facts table, with its colour histograms, grows
+# the driver's memory with the dataset; tests/engine/test_report.py checks the two agree)
+REPORT_FACT_COLUMNS = ("instance_id", "image_id", "category", "iscrowd", "area", "area_frac")
 
 
 def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
                    no_complex_categories: list[str] | None = None, categories: list[dict] | None = None) -> dict:
     acc = instructions[instructions["accepted"]]
     rej = instructions[~instructions["accepted"]]
-    rows = facts.to_dict("records")
+    rows = facts[[c for c in REPORT_FACT_COLUMNS if c in facts.columns]].to_dict("records")
     eligible = eligible_ids(rows, plan)
     big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
     coverage, coverage_1to1 = {}, {}
@@ -63,7 +76,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         one = {ids[0] for ids in t[t["cardinality"] == "1:1"]["target_ids"]}
         coverage[tier] = len(eligible & covered) / len(eligible) if eligible else 0.0
         coverage_1to1[tier] = len(eligible & one) / len(eligible) if eligible else 0.0
-    words = acc["text"].str.split().str.len()
+    words = acc["text"].map(lambda t: len(t.split())) if len(acc) else acc["text"].str.len()   # no word lists kept
     texts = acc["text"].tolist()
     reasons = Counter(r.split(":")[0] + ": " + r.split(":", 1)[1].strip().split(";")[0][:60] if ":" in r else r
                       for r in rej["reject_reason"])
@@ -79,7 +92,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         "coverage": coverage,
         "coverage_1to1": coverage_1to1,
         "words_per_instruction": {"mean": float(words.mean()) if len(words) else 0.0,
-                                  **{t: float(acc[acc["tier"] == t]["text"].str.split().str.len().mean() or 0)
+                                  **{t: float(words[acc["tier"] == t].mean() or 0)
                                      for t in TIERS if (acc["tier"] == t).any()}},
         "distinct_1": _distinct_n(texts, 1),
         "distinct_2": _distinct_n(texts, 2),

@@ -37,6 +37,7 @@ class UnitResult:
     relations: pd.DataFrame
     specs: pd.DataFrame
     instructions: pd.DataFrame
+    validated: bool = False   # every frame came from its Table's validation (UnitStore.write records it)
 
     def tables(self) -> dict:
         return {"facts": (FACTS, self.facts), "relations": (RELATIONS_TABLE, self.relations),
@@ -243,4 +244,5 @@ class UnitWorker:
         else:
             rows = [one(s) for s in records]
         rows = self.dedup(rows)
-        return UnitResult(unit_id, facts, relations, specs, INSTRUCTIONS.from_records(rows))
+        # describe and plan return validated frames (Table.from_records), and so is this one
+        return UnitResult(unit_id, facts, relations, specs, INSTRUCTIONS.from_records(rows), validated=True)

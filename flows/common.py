@@ -25,7 +25,7 @@ from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine
                           run_ingest, run_units_locally, sources_of)
 from engine.config import EngineConfig
 from engine.sources.ingest import SourceSpec
-from engine.report import report_markdown
+from engine.report import REPORT_FACT_COLUMNS, report_markdown
 from engine.version import code_version
 from engine.workdir import UnitStore
 from flows import progress
@@ -189,7 +189,7 @@ def publish_task(output: str, data: Ingested, store: UnitStore, cfg: EngineConfi
     """`previous`: the LATEST.json entry of the release before (its unchanged shards carry over)."""
     p = progress.current()
     p.start("release", note=output)
-    facts, instructions = collect(store, data.unit_ids())
+    facts, instructions = collect(store, data.unit_ids(), REPORT_FACT_COLUMNS)
     rep, info = publish(output, data, facts, instructions, cfg, sources,
                         previous=previous["uri"] if previous else None)
     p.finish("release", f"{info.release_id}" + (" (already published)" if info.reused else ""))

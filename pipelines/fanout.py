@@ -85,7 +85,7 @@ class UnitActor:
     def run(self, unit_id: str, images, instances, attempt: int = 0) -> UnitStats:
         t0, c0 = time.perf_counter(), time.process_time()
         result = self.worker.run(unit_id, images, instances)
-        self.store.write(self.stage, unit_id, result.tables())
+        self.store.write(self.stage, unit_id, result.tables(), validated=getattr(result, "validated", False))  # test doubles may not say
         instr = result.instructions
         return UnitStats(unit_id, len(images), len(instr), int(instr["accepted"].sum()) if len(instr) else 0,
                          time.perf_counter() - t0, os.getpid(), self.node, attempt, time.process_time() - c0)

@@ -156,7 +156,10 @@ def _color(f: dict, value: str) -> tuple[bool, bool]:
 
 def _box(f: dict) -> tuple[float, float, float, float]:
     """x0, y0, x1, y1; a fact row without a box (hand-made scenes) is a point at its centroid."""
-    return tuple(float(f.get(k, f["cx"] if k[0] == "x" else f["cy"])) for k in ("x0", "y0", "x1", "y1"))
+    try:   # the usual fact row has its box: no generator per call (hot: ~10% of planning time)
+        return float(f["x0"]), float(f["y0"]), float(f["x1"]), float(f["y1"])
+    except KeyError:
+        return tuple(float(f.get(k, f["cx"] if k[0] == "x" else f["cy"])) for k in ("x0", "y0", "x1", "y1"))
 
 
 def _box_gap_x(a: dict, o: dict) -> float:
@@ -216,21 +219,36 @@ def _close(scene: Scene, i: str, o: str) -> bool:
     return max(ax0, bx0) - min(ax1, bx1) < CLOSE_GAP and max(ay0, by0) - min(ay1, by1) < CLOSE_GAP
 
 
+def _pair_verdicts(scene: Scene, rel: str):
+    """_relation(scene, i, rel, o), each pair computed once per constraint (the sure and the
+    maybe sets ask about the same pairs)."""
+    memo: dict[tuple[str, str], tuple[bool, bool]] = {}
+
+    def verdict(i: str, o: str) -> tuple[bool, bool]:
+        got = memo.get((i, o))
+        if got is None:
+            got = memo[(i, o)] = _relation(scene, i, rel, o)
+        return got
+    return verdict
+
+
 def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
             small: float, large: float) -> tuple[set[str], set[str]]:
     if c.kind == "not_relation":
         # sure: no object the reader might take it to relate to; maybe: none it surely relates to
         obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
-        s = {i for i in sure if not any(_relation(scene, i, c.rel, o)[1] for o in obj_maybe if o != i)}
-        m = {i for i in maybe if not any(_relation(scene, i, c.rel, o)[0] for o in obj_sure if o != i)}
+        rel = _pair_verdicts(scene, c.rel)
+        s = {i for i in sure if not any(rel(i, o)[1] for o in obj_maybe if o != i)}
+        m = {i for i in maybe if not any(rel(i, o)[0] for o in obj_sure if o != i)}
         return s, m
     if c.kind in ("category", "supercategory", "affordance"):
         exact = evaluate(Program((c,)), scene)
         return sure & exact, maybe & exact
     if c.kind == "relation":
         obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
-        s = {i for i in sure if any(_relation(scene, i, c.rel, o)[0] for o in obj_sure if o != i)}
-        m = {i for i in maybe if any(_relation(scene, i, c.rel, o)[1] for o in obj_maybe if o != i)}
+        rel = _pair_verdicts(scene, c.rel)
+        s = {i for i in sure if any(rel(i, o)[0] for o in obj_sure if o != i)}
+        m = {i for i in maybe if any(rel(i, o)[1] for o in obj_maybe if o != i)}
         return s, m
     from engine.language.people import garment_margin, posture_margin
     judge = {"position": lambda f: _position(f, c.value), "color": lambda f: _color(f, c.value),

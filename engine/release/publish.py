@@ -49,6 +49,7 @@ from engine.release import shard
 from engine import storage
 from engine.config import ReleaseConfig
 from engine.release import saco_export, sam3i_export
+from engine.release.streamed import MetaSpill
 from engine.report import md_text
 from engine.release.split import SPLITS, assign_splits
 from schemas.images import IMAGES
@@ -307,12 +308,15 @@ def previous_shards(uri: str | None) -> shard.Reuse | None:
 
 def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
-                  code_version: str, reuse: shard.Reuse | None = None) -> dict:
+                  code_version: str, reuse: shard.Reuse | None = None, validated: bool = False) -> dict:
     """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
-    `reuse` (previous_shards) offers an earlier release's shards to carry over."""
-    images = IMAGES.validate(images)
-    instances = INSTANCES.validate(instances)
-    instructions = INSTRUCTIONS.validate(instructions)
+    `reuse` (previous_shards) offers an earlier release's shards to carry over. `validated`:
+    the caller built the three tables with their Tables' validation (the engine's own build
+    does), so they are not validated again (a copy of each, and seconds, per build)."""
+    if not validated:
+        images = IMAGES.validate(images)
+        instances = INSTANCES.validate(instances)
+        instructions = INSTRUCTIONS.validate(instructions)
     accepted = instructions[instructions["accepted"]].sort_values("instruction_id", kind="stable")
     rejected = instructions[~instructions["accepted"]].sort_values("instruction_id", kind="stable")
     _check_references(images, instances, accepted)
@@ -334,7 +338,10 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     instr_by_image: dict[str, list] = {}
     for r in accepted.sort_values("instruction_id", kind="stable").itertuples(index=False):
         instr_by_image.setdefault(r.image_id, []).append(r)
-    metas: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    # every sample's json goes to disk as it is planned; the exports read it back one sample
+    # at a time, so the release holds no per-sample dicts (engine/release/streamed.py)
+    spill = MetaSpill(root / ".samples.spill")
+    seen = sam3i_export.CategorySeen()
 
     def load(img) -> Callable[[], bytes]:
         def read() -> bytes:
@@ -354,19 +361,20 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                 "instances": [shard.instance_record(r) for r in inst],
                 "targets": shard.target_groups(instr_by_image[img.image_id]),
             }
-            metas[img.split].append(meta)
+            seen.note(meta, (img.split_order, img.sample_key))
+            json_bytes = shard.encode_json(meta)
+            spill.add(img.split, img.sample_key, json_bytes)
             yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
-                                      shard.encode_json(meta), load(img), group=img.unit_rank)
+                                      json_bytes, load(img), group=img.unit_rank)
 
-    shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
-    shard_of_key = {k: s.path for s in shards for k in s.keys}
-    for split in SPLITS:   # the exports list entries by sample key, however the shards are cut
-        metas[split].sort(key=lambda m: m["image"]["sample_key"])
-
-    categories = sam3i_export.category_table(metas["train"] + metas["val"])
-    exported = sam3i_export.write_export(root, metas, categories, release_id)
-    sam3i_id = exported["entry_of"]
-    saco_entries = saco_export.write_export(root, metas, categories)
+    with spill:
+        shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
+        shard_of_key = {k: s.path for s in shards for k in s.keys}
+        categories = seen.table()
+        # the exports list entries by sample key per split, however the shards are cut
+        exported = sam3i_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories, release_id)
+        sam3i_id = exported["entry_of"]
+        saco_entries, saco_hashes = saco_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories)
 
     img_cols = used.set_index("image_id")
     manifest = accepted.assign(
@@ -397,6 +405,8 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
     known = {s.path: {"sha256": s.sha256, "size": s.filesize} for s in shards}   # hashed while written
+    known.update(exported["hashes"])
+    known.update(saco_hashes)
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -629,14 +639,15 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
 
 def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
-                  on_published: Callable[[str], None] | None = None, previous: str | None = None) -> ReleaseInfo:
+                  on_published: Callable[[str], None] | None = None, previous: str | None = None,
+                  validated: bool = False) -> ReleaseInfo:
     """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
 
     `previous` names an earlier local release: each shard whose samples are unchanged is
     hard-linked (or copied) from it with its recorded checksum instead of being written.
 
     `on_published(relative_path)` is called after each file reaches its place (tests use it to
-    interrupt a publish)."""
+    interrupt a publish). `validated`: see stage_release."""
     on_published = on_published or (lambda rel: None)
     out_uri = str(out_uri).rstrip("/")
     release_id = release_id_for(inputs_fingerprint, cfg, code_version)
@@ -656,7 +667,8 @@ def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, i
         staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
         try:
             payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
-                                    inputs_fingerprint, code_version, reuse=previous_shards(previous))
+                                    inputs_fingerprint, code_version, reuse=previous_shards(previous),
+                                    validated=validated)
             if storage.is_s3(out_uri):
                 _publish_s3(staging, out_uri, payload, cfg, on_published)
             else:

@@ -16,14 +16,16 @@ SA-Co is COCO-style with one `images[]` entry per (image, noun phrase):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from engine.release.sam3i_export import FILE_CATEGORY, SPLITS, dumps
 
 EXPORT_DIR = "saco"
 
 
-def export_split(metas: list[dict], cat_id: dict[str, int], first_id: int = 1) -> dict:
-    images, annotations = [], []
+def split_entries(metas: Iterable[dict], cat_id: dict[str, int], first_id: int = 1) -> Iterator[tuple[dict, list[dict]]]:
+    """(images[] record, its annotations without ids) per (image, noun phrase), ids from first_id."""
+    entry_id = first_id - 1
     for meta in metas:
         img = meta["image"]
         w, h = img["width"], img["height"]
@@ -33,8 +35,8 @@ def export_split(metas: list[dict], cat_id: dict[str, int], first_id: int = 1) -
         for np_, positive in sorted(phrases.items()):
             insts = [i for i in meta["instances"] if i["category"] == np_] if positive else []
             crowd = any(i["iscrowd"] for i in insts)
-            entry_id = first_id + len(images)
-            images.append({
+            entry_id += 1
+            image = {
                 "id": entry_id,
                 "file_name": f"{img['source_id']}/{img['file_name']}",
                 "width": w,
@@ -45,11 +47,11 @@ def export_split(metas: list[dict], cat_id: dict[str, int], first_id: int = 1) -
                 "is_pixel_exhaustive": 0 if crowd else 1,
                 "category": np_,
                 "sample_key": img["sample_key"],
-            })
+            }
+            anns = []
             for inst in insts:
                 x, y, bw, bh = inst["bbox"]
-                annotations.append({
-                    "id": len(annotations) + 1,
+                anns.append({
                     "image_id": entry_id,
                     "category_id": FILE_CATEGORY["id"],
                     "bbox": [x / w, y / h, bw / w, bh / h],
@@ -58,17 +60,38 @@ def export_split(metas: list[dict], cat_id: dict[str, int], first_id: int = 1) -
                     "iscrowd": int(inst["iscrowd"]),
                     "instance_id": inst["instance_id"],
                 })
+            yield image, anns
+
+
+def export_split(metas: Iterable[dict], cat_id: dict[str, int], first_id: int = 1) -> dict:
+    """One split's SA-Co file as a dict (write_export streams the same content to disk)."""
+    images, annotations = [], []
+    for image, anns in split_entries(metas, cat_id, first_id):
+        images.append(image)
+        annotations += [{"id": len(annotations) + k, **a} for k, a in enumerate(anns, 1)]
     return {"images": images, "annotations": annotations, "categories": [FILE_CATEGORY]}
 
 
-def write_export(root, metas_by_split: dict[str, list[dict]], categories: list[dict]) -> dict[str, int]:
+def write_export(root, metas_by_split: dict[str, Iterable[dict]], categories: list[dict]) -> tuple[dict[str, int], dict]:
+    """Write `saco/saco_<split>.json` entry by entry (hashed while written); returns the entry
+    count per split and {relative path: {"sha256", "size"}}."""
+    from engine.release.streamed import CocoWriter
+
     cat_id = {c["name"]: c["id"] for c in categories}
-    out = Path(root) / EXPORT_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    counts, next_id = {}, 1
+    counts, hashes, next_id = {}, {}, 1
     for split in SPLITS:
-        coco = export_split(metas_by_split.get(split, []), cat_id, next_id)
-        next_id += len(coco["images"])
-        (out / f"saco_{split}.json").write_bytes(dumps(coco))
-        counts[split] = len(coco["images"])
-    return counts
+        rel = f"{EXPORT_DIR}/saco_{split}.json"
+        w = CocoWriter(Path(root) / rel, [FILE_CATEGORY])
+        try:
+            for image, anns in split_entries(metas_by_split.get(split, []), cat_id, next_id):
+                for a in anns:
+                    w.add_annotation({"id": w.annotations + 1, **a})
+                w.add_image(image)
+        except BaseException:
+            w.abort()
+            raise
+        sha, size = w.close()
+        hashes[rel] = {"sha256": sha, "size": size}
+        next_id += w.images
+        counts[split] = w.images
+    return counts, hashes

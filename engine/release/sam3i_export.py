@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from schemas.specs import TIERS
 
@@ -62,15 +63,38 @@ def dumps(obj) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
 
 
-def category_table(metas: list[dict]) -> list[dict]:
+def category_table(metas: Iterable[dict]) -> list[dict]:
     """Release-wide categories (every targeted category and negative concept), ids 1..K by name
     (several sources may use one id for different things)."""
-    supercat: dict[str, str] = {}
+    seen = CategorySeen()
     for meta in metas:
+        seen.note(meta)
+    return seen.table()
+
+
+class CategorySeen:
+    """category_table built one sample at a time, in any order: `rank` (e.g. (split index,
+    sample key)) says where the sample stands in release order (train then val, each by
+    sample key), and a category's supercategory is the one its first instance in that order
+    gives, as when the samples are noted in order. The samples need not be kept."""
+
+    def __init__(self):
+        self.supercat: dict[str, tuple] = {}     # category -> (rank, supercategory)
+        self.names: set[str] = set()
+        self._n = 0
+
+    def note(self, meta: dict, rank: tuple | None = None) -> None:
+        if rank is None:
+            rank, self._n = (self._n,), self._n + 1
         for inst in meta["instances"]:
-            supercat.setdefault(inst["category"], inst["supercategory"])
-    names = {g["category"] for meta in metas for g in meta["targets"]}
-    return [{"id": i, "name": n, "supercategory": supercat.get(n, "")} for i, n in enumerate(sorted(names), 1)]
+            got = self.supercat.get(inst["category"])
+            if got is None or rank < got[0]:
+                self.supercat[inst["category"]] = (rank, inst["supercategory"])
+        self.names.update(g["category"] for g in meta["targets"])
+
+    def table(self) -> list[dict]:
+        return [{"id": i, "name": n, "supercategory": self.supercat[n][1] if n in self.supercat else ""}
+                for i, n in enumerate(sorted(self.names), 1)]
 
 
 def file_cardinality(group: dict) -> str:
@@ -122,10 +146,15 @@ def _texts(group: dict) -> tuple[dict, dict]:
     return texts, ids
 
 
-def build_entries(metas_by_split: dict[str, list[dict]], categories: list[dict]) -> list[Entry]:
+def build_entries(metas_by_split: dict[str, Iterable[dict]], categories: list[dict]) -> list[Entry]:
     """One entry per (image, target) of every split, ids 1.. in (split, sample, target) order."""
+    return list(iter_entries(metas_by_split, categories))
+
+
+def iter_entries(metas_by_split: dict[str, Iterable[dict]], categories: list[dict]) -> Iterator[Entry]:
+    """build_entries one entry at a time (the metas may be read back from disk as they go)."""
     cat_id = {c["name"]: c["id"] for c in categories}
-    entries: list[Entry] = []
+    n = 0
     for split in SPLITS:
         for meta in metas_by_split.get(split, []):
             img = meta["image"]
@@ -133,8 +162,9 @@ def build_entries(metas_by_split: dict[str, list[dict]], categories: list[dict])
             for group in meta["targets"]:
                 card = file_cardinality(group)
                 texts, ids = _texts(group)
+                n += 1
                 record = {
-                    "id": len(entries) + 1,
+                    "id": n,
                     "file_name": f"{img['source_id']}/{img['file_name']}",
                     "width": img["width"],
                     "height": img["height"],
@@ -157,8 +187,7 @@ def build_entries(metas_by_split: dict[str, list[dict]], categories: list[dict])
                     "instance_id": i,
                 } for i in group["target_ids"]]
                 iids = [i for tier in TIERS for i in (r["instruction_id"] for r in group["instructions"][tier])]
-                entries.append(Entry(split, card, record, anns, crowd_problem(group, by_id, card), iids))
-    return entries
+                yield Entry(split, card, record, anns, crowd_problem(group, by_id, card), iids)
 
 
 def file_path(stage: str, cardinality: str, split: str) -> str:
@@ -178,8 +207,8 @@ def export_files(entries: list[Entry]) -> tuple[dict[str, dict], list[dict]]:
                 if not chosen:
                     continue
                 anns = []
-                for e in chosen:
-                    anns += [{"id": len(anns) + 1, **a} for a in e.annotations]
+                for e in chosen:   # ids 1.. over the file (one per annotation, as COCO indexes them)
+                    anns += [{"id": len(anns) + k, **a} for k, a in enumerate(e.annotations, 1)]
                 path = file_path(stage, card, split)
                 files[path] = {"images": [e.image for e in chosen], "annotations": anns,
                                "categories": [FILE_CATEGORY]}
@@ -227,23 +256,60 @@ def hydra_yaml(rows: list[dict], release_id: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_export(root, metas_by_split: dict[str, list[dict]], categories: list[dict], release_id: str) -> dict:
-    """Write `sam3i/` under the staging root; returns {"entry_of": instruction id -> entry id,
-    "entries": {split: count}, "files": rows}."""
+def write_export(root, metas_by_split: dict[str, Iterable[dict]], categories: list[dict], release_id: str) -> dict:
+    """Write `sam3i/` under the staging root, entry by entry (engine/release/streamed.py: the
+    files are byte-identical to `dumps` of export_files' dicts, and hashed while written).
+    Returns {"entry_of": instruction id -> entry id, "entries": {split: count}, "files": rows,
+    "excluded": count, "hashes": {relative path: {"sha256", "size"}}}."""
+    from engine.release.streamed import CocoWriter, write_hashed
+
     root = Path(root)
-    entries = build_entries(metas_by_split, categories)
-    files, rows = export_files(entries)
-    for rel, coco in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(dumps(coco))
+    writers: dict[tuple[str, str, str], CocoWriter] = {}
+    entry_of: dict[str, int] = {}
+    counts = {s: 0 for s in SPLITS}
+    excluded: list[dict] = []
+    try:
+        for e in iter_entries(metas_by_split, categories):
+            counts[e.split] += 1
+            for iid in e.instruction_ids:
+                entry_of[iid] = e.image["id"]
+            if e.excluded is not None:
+                excluded.append({"id": e.image["id"], "split": e.split, "sample_key": e.image["sample_key"],
+                                 "target_key": e.image["target_key"], "reason": e.excluded})
+                continue
+            for stage, keys in STAGE_KEYS.items():
+                if not all(e.image["text_inst_input"][k] for k in keys):
+                    continue
+                w = writers.get((stage, e.cardinality, e.split))
+                if w is None:
+                    w = writers[(stage, e.cardinality, e.split)] = CocoWriter(
+                        root / file_path(stage, e.cardinality, e.split), [FILE_CATEGORY])
+                for a in e.annotations:
+                    w.add_annotation({"id": w.annotations + 1, **a})
+                w.add_image(e.image)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    rows, hashes = [], {}
+    for stage in STAGE_KEYS:      # the datasets list in export_files' order
+        for card, card_dir in CARDINALITY_DIRS.items():
+            for split in SPLITS:
+                w = writers.get((stage, card, split))
+                if w is None:
+                    continue
+                path = file_path(stage, card, split)
+                sha, size = w.close()
+                hashes[path] = {"sha256": sha, "size": size}
+                rows.append({"path": path, "stage": stage, "split": split, "cardinality": card,
+                             "dataset": f"{STAGE_DIRS[stage]}/{card_dir}", "eval_mode": EVAL_MODES[card_dir],
+                             "entries": w.images, "annotations": w.annotations})
     base = root / EXPORT_DIR
-    base.mkdir(parents=True, exist_ok=True)
-    excluded = [{"id": e.image["id"], "split": e.split, "sample_key": e.image["sample_key"],
-                 "target_key": e.image["target_key"], "reason": e.excluded} for e in entries if e.excluded]
-    (base / "categories.json").write_bytes(dumps(categories))
-    (base / "datasets.json").write_bytes(dumps({"release_id": release_id, "files": rows, "excluded": excluded,
-                                                "stages": {s: list(k) for s, k in STAGE_KEYS.items()}}))
-    (base / "hydra_datasets.yaml").write_text(hydra_yaml(rows, release_id), encoding="utf-8")
-    entry_of = {iid: e.image["id"] for e in entries for iid in e.instruction_ids}
-    return {"entry_of": entry_of, "entries": {s: sum(e.split == s for e in entries) for s in SPLITS},
-            "files": rows, "excluded": len(excluded)}
+    small = {"categories.json": dumps(categories),
+             "datasets.json": dumps({"release_id": release_id, "files": rows, "excluded": excluded,
+                                     "stages": {s: list(k) for s, k in STAGE_KEYS.items()}}),
+             "hydra_datasets.yaml": hydra_yaml(rows, release_id).encode("utf-8")}
+    for name, data in small.items():
+        sha, size = write_hashed(base / name, data)
+        hashes[f"{EXPORT_DIR}/{name}"] = {"sha256": sha, "size": size}
+    return {"entry_of": entry_of, "entries": counts, "files": rows, "excluded": len(excluded), "hashes": hashes}

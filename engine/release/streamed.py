@@ -1,0 +1,116 @@
+"""Release files written as they are produced, so the release never holds the whole dataset
+(issue 16: the driver's memory must not grow with the number of images).
+
+- `MetaSpill`: every sample's json (the bytes the shards hold) is appended to one scratch file
+  while the shards are planned; the exports read the samples back one at a time, per split in
+  sample-key order. Only (split, key, offset, length) per sample stays in memory.
+- `CocoWriter`: one COCO-style file (`{"annotations": [...], "categories": [...], "images":
+  [...]}`, keys sorted, no whitespace: byte-identical to `sam3i_export.dumps` of the whole
+  dict) written entry by entry and hashed while written. Annotations go straight to the file,
+  images to a scratch file appended at the end (the sorted key order puts them last).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+def _dumps(obj) -> bytes:
+    # the exports' canonical form (sam3i_export.dumps), repeated here to keep this module a leaf
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+
+
+class MetaSpill:
+    """Sample json bytes on disk, read back per split in key order."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "w+b")
+        self._index: dict[str, list[tuple[str, int, int]]] = {}
+        self._end = 0
+
+    def add(self, split: str, key: str, json_bytes: bytes) -> None:
+        self._f.seek(self._end)
+        self._f.write(json_bytes)
+        self._index.setdefault(split, []).append((key, self._end, len(json_bytes)))
+        self._end += len(json_bytes)
+
+    def metas(self, split: str) -> Iterator[dict]:
+        """The split's samples as dicts, in sample-key order."""
+        self._f.flush()
+        for _, offset, length in sorted(self._index.get(split, [])):
+            self._f.seek(offset)
+            yield json.loads(self._f.read(length))
+
+    def reader(self, split: str) -> Callable[[], Iterator[dict]]:
+        return lambda: self.metas(split)
+
+    def close(self) -> None:
+        self._f.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class CocoWriter:
+    """A COCO dict written entry by entry; `close()` returns (sha256, size) of the file."""
+
+    def __init__(self, path: str | Path, categories: list[dict]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.categories = categories
+        self.images = 0
+        self.annotations = 0
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._f = open(self.path, "wb")
+        self._images_path = self.path.with_name(f".{self.path.name}.images")
+        self._img = open(self._images_path, "wb")
+        self._write(b'{"annotations":[')
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._sha.update(data)
+        self._size += len(data)
+
+    def add_image(self, image: dict) -> None:
+        self._img.write((b"," if self.images else b"") + _dumps(image))
+        self.images += 1
+
+    def add_annotation(self, ann: dict) -> None:
+        self._write((b"," if self.annotations else b"") + _dumps(ann))
+        self.annotations += 1
+
+    def close(self) -> tuple[str, int]:
+        self._write(b'],"categories":' + _dumps(self.categories) + b',"images":[')
+        self._img.close()
+        with open(self._images_path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                self._write(chunk)
+        os.unlink(self._images_path)
+        self._write(b"]}")
+        self._f.close()
+        return self._sha.hexdigest(), self._size
+
+    def abort(self) -> None:
+        for f in (self._f, self._img):
+            f.close()
+        self._images_path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
+
+
+def write_hashed(path: str | Path, data: bytes) -> tuple[str, int]:
+    """Write a small file and return (sha256, size) without reading it back."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
