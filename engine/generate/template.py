@@ -62,7 +62,8 @@ RELATIONS = {
 IN_PICTURE = ("in the picture", "in the image", "in this photo", "in the photo")
 PLACED = ("located", "positioned", "seen", "visible")     # "the cup located on the left"
 REDUCED_RELATIVE = 0.45    # complex: share of predicates said without "that is"
-PLAIN_NOUN_SHARE = 0.55    # the category's plain noun; a synonym the rest of the time
+PLAIN_NOUN_SHARE = 0.55    # the category's plain noun; a synonym the rest of the time ...
+CONCEPT_PLAIN_NOUN_SHARE = 0.7  # ... and in a concept prompt, which is the noun alone
 _RELATIVE_PRONOUNS = {"that", "which", "who"}
 _TRAILING_PREPOSITIONS = {"on", "at", "in", "to", "from", "with", "for", "of", "into", "over", "by"}
 
@@ -137,7 +138,7 @@ class _Writer:
         plural = (many and self.rng.random() < 0.5) or (card == "negative" and self.rng.random() < 0.2)
         cat = prog.get("category")
         if cat is not None:
-            return self.noun(str(cat.value), plural)
+            return self.noun(str(cat.value), plural, CONCEPT_PLAIN_NOUN_SHARE)
         sup = prog.get("supercategory")
         if sup is not None:
             return self.lex.supercategory_noun(str(sup.value), plural)
@@ -153,10 +154,10 @@ class _Writer:
         return self.pick(options)
 
     # ---- noun phrases ------------------------------------------------------------------------
-    def noun(self, category: str, plural: bool) -> str:
+    def noun(self, category: str, plural: bool, plain_share: float = PLAIN_NOUN_SHARE) -> str:
         names = self.lex.names(category)
         # the plain noun most of the time, a synonym now and then
-        sg, pl = names[0] if len(names) == 1 or self.rng.random() < PLAIN_NOUN_SHARE else self.pick(names[1:])
+        sg, pl = names[0] if len(names) == 1 or self.rng.random() < plain_share else self.pick(names[1:])
         return pl if plural else sg
 
     def color_word(self, color: str) -> str:
