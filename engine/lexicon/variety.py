@@ -4,7 +4,7 @@ such) and names none of its categories (engine/generate/template.py also checks 
 from __future__ import annotations
 
 SUPER_ALTERNATES: dict[str, tuple[tuple[str, str], ...]] = {
-    "vehicle": (("means of transport", "means of transport"),),
+    # (no "means of transport" for vehicle: a ridden horse is one too; judged on a rodeo photo)
     "animal": (("creature", "creatures"),),
     "accessory": (("personal accessory", "personal accessories"),),
     "sports": (("piece of sporting gear", "pieces of sporting gear"), ("sports item", "sports items")),
