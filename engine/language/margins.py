@@ -76,6 +76,7 @@ COLOR_NEIGHBOURS = {
     "brown": {"black", "orange", "red", "gray", "yellow"},
 }
 INSTANCE_RELATIONS = INTERACTIONS + DEPTH
+LIGHTING_NEIGHBOURS = {"gray": ("white",), "white": ("gray",)}   # names that light and shade swap
 _THIRD = {"left": ("cx", 0), "center": ("cx", 1), "right": ("cx", 2),
           "top": ("cy", 0), "middle": ("cy", 1), "bottom": ("cy", 2)}
 
@@ -145,9 +146,9 @@ def _size(f: dict, value: str, small: float, large: float) -> tuple[bool, bool]:
 def _color(f: dict, value: str) -> tuple[bool, bool]:
     exact = f["color"] == value
     palette = parse_palette(f.get("color_palette", ""))
-    # light and shade move a colour into its neighbour (a white toilet in shade reads gray):
-    # sure only when no neighbouring colour holds a share a viewer may go by
-    shifted = any(palette.get(n, 0.0) >= COLOR_MAYBE_SHARE for n in COLOR_NEIGHBOURS.get(value, ()))
+    # shade and light move white and gray into each other (a white toilet in shade reads gray):
+    # either is sure only when the other holds no share a viewer may go by
+    shifted = any(palette.get(n, 0.0) >= COLOR_MAYBE_SHARE for n in LIGHTING_NEIGHBOURS.get(value, ()))
     sure = exact and float(f["color_frac"]) >= COLOR_SURE_SHARE and not shifted
     # a two-tone object (a white bus with a broad red stripe) may be called by its second colour
     second = palette.get(value, 0.0) >= COLOR_MAYBE_SHARE

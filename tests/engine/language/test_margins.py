@@ -386,7 +386,7 @@ def test_an_ordinal_does_not_count_past_a_sliver():
     assert not refers_with_margin(P(C("category", "bicycle"), C("ordinal", "right:2")), hidden, {"b1"})
 
 
-def test_a_colour_next_to_a_neighbour_share_is_not_sure():
+def test_gray_next_to_a_white_share_is_not_sure():
     # a white toilet in shade: mostly gray pixels, a quarter white; a viewer says white
     shaded = inst("t1", "toilet", 0.3, 0.5, color="gray", color_frac=0.67, color_palette="gray:0.67,white:0.24,black:0.05")
     other = inst("t2", "toilet", 0.7, 0.5, color="red", color_frac=0.9, color_palette="red:0.90")
@@ -395,3 +395,7 @@ def test_a_colour_next_to_a_neighbour_share_is_not_sure():
     # a gray one with a little white still is gray
     plain = scene(dict(shaded, color_palette="gray:0.85,white:0.10", color_frac=0.85), other)
     assert refers_with_margin(P(C("category", "toilet"), C("color", "gray")), plain, {"t1"})
+    # a giraffe's dark patches do not make its brown unsure
+    giraffe = inst("g", "giraffe", 0.5, 0.5, color="brown", color_frac=0.66, color_palette="brown:0.66,black:0.25")
+    zebra = inst("z", "giraffe", 0.2, 0.5, color="white", color_frac=0.9, color_palette="white:0.90")
+    assert refers_with_margin(P(C("category", "giraffe"), C("color", "brown")), scene(giraffe, zebra), {"g"})
