@@ -83,7 +83,7 @@ def test_overlay_draws_fill_and_outlines_only_on_their_masks():
 def test_report_contains_every_item_with_the_overlay_on_its_target(release_uri, tmp_path):
     out = tmp_path / "report"
     buf = io.StringIO()
-    rc = main([release_uri, "--per-stratum", "4", "--seed", "3", "--out", str(out), "--verdicts", str(tmp_path / "v")],
+    rc = main([release_uri, "--per-stratum", "6", "--seed", "3", "--out", str(out), "--verdicts", str(tmp_path / "v")],
               console=Console(file=buf, width=200))
     assert rc == 0, buf.getvalue()
     summary = json.loads((out / "summary.json").read_text())
