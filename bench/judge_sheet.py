@@ -5,7 +5,8 @@
         --wrong "7:ambiguous:two figs at the same height" --wrong "12:wrong_object:the cup is red"
 
 `sheets` tiles the items' verify pictures (marked and clean panels) with their number, stratum
-and full text into <to_judge dir>/sheets/sheet_NN.png. Open each sheet, decide for every item
+and full text into <csv dir>/<csv name>.sheets/sheet_NN.png (one folder per CSV, cleared first,
+so no sheet of an earlier run is left among them). Open each sheet, decide for every item
 whether the text picks out exactly the highlighted mask(s) for a reader who has not seen the
 facts, and note the numbers of the wrong ones. `record` appends every item of the CSV to
 bench/judgements/<set>.csv: the listed numbers as wrong with their reason and note, the rest as
@@ -35,8 +36,10 @@ def read_items(path: Path) -> list[dict]:
 
 def sheets(path: Path, per_sheet: int) -> list[Path]:
     items = read_items(path)
-    out_dir = path.parent / "sheets"
+    out_dir = path.parent / f"{path.stem}.sheets"
     out_dir.mkdir(exist_ok=True)
+    for old in out_dir.glob("sheet_*.png"):
+        old.unlink()          # a shorter list must not leave an earlier list's later sheets behind
     cols = 2
     rows = -(-per_sheet // cols)
     written = []
