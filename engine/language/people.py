@@ -102,6 +102,25 @@ KINDS = ("garment", "posture")
 GROUP = 4                 # this many people or more: a row a viewer cannot count at a glance
 
 
+SAME_LEVEL = 0.5          # people whose heights overlap by this share of the shorter one stand at one level
+
+
+def same_level(f: dict, scene) -> bool:
+    """Another person spans much of the same height of the picture: "halfway up" or "at the
+    bottom" does not tell them apart for a viewer (three people side by side, one stepping
+    forward, whose centres fall in different bins)."""
+    if f.get("y0") is None or f.get("y1") is None:
+        return False
+    h = float(f["y1"]) - float(f["y0"])
+    for g in scene.instances.values():
+        if g["instance_id"] == f["instance_id"] or not is_person(g) or g.get("iscrowd") or g.get("y0") is None:
+            continue
+        overlap = min(float(f["y1"]), float(g["y1"])) - max(float(f["y0"]), float(g["y0"]))
+        if overlap >= SAME_LEVEL * min(h, float(g["y1"]) - float(g["y0"])):
+            return True
+    return False
+
+
 def atoms(f: dict) -> list:
     """Garment and posture constraints a person's facts support (none for anything else)."""
     from engine.language.programs import Constraint as C
@@ -122,19 +141,31 @@ def atoms(f: dict) -> list:
     return out
 
 
+def worn(programs: list) -> list:
+    """The programs that say what a person wears or how they are posed."""
+    return [p for p in programs if set(p.kinds()) & set(KINDS)]
+
+
 def prefer(programs: list, scene) -> list:
     """A person's simple programs, what they wear or do first. Among GROUP or more people an
     ordinal past the first ("the third person from the right") is dropped: people in a row are
     where viewers miscount. Where clothing or posture tells the person apart, programs that only
     use frame position and ordinals are dropped, and so are those that lean on a frame position,
-    an ordinal or a superlative at all ("the person left of the oven, halfway up the image"):
-    what the person wears is what a viewer looks for first."""
+    an ordinal, a superlative or where they are beside something at all ("the person left of the
+    oven", "halfway up the image"): what the person wears is what a viewer looks for first."""
     n = sum(is_person(f) and not f.get("iscrowd") for f in scene.instances.values())
     if n >= GROUP:
         programs = [p for p in programs
                     if not any(c.kind == "ordinal" and not str(c.value).endswith(":1") for c in p)]
-    worn = [p for p in programs if set(p.kinds()) & set(KINDS)]
-    if worn:
-        # what they wear or do says it: drop "the person on the left" / "the leftmost person"
-        programs = [p for p in programs if p in worn or not set(p.kinds()) & {"position", "ordinal", "superlative"}]
-    return sorted(programs, key=lambda p: p not in worn)
+    said = worn(programs)
+    if said:
+        # what they wear or do says it: drop "the person on the left", "the leftmost person" and
+        # "the person left of the oven"; keep what the masks show them doing ("holding a phone")
+        programs = [p for p in programs if p in said or not any(_placed(c) for c in p)]
+    return sorted(programs, key=lambda p: p not in said)
+
+
+def _placed(c) -> bool:
+    """A constraint that finds a person by where they are, not what they wear or do."""
+    from engine.lexicon.interactions import DEPTH, INTERACTIONS
+    return c.kind in ("position", "ordinal", "superlative") or (c.kind == "relation" and c.rel not in INTERACTIONS + DEPTH)

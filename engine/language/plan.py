@@ -163,7 +163,9 @@ class Planner:
                 and f["color"] != f["category"].casefold():
             atoms.append(C("color", f["color"]))
         atoms = people_lang.atoms(f) + atoms     # what a person wears and how they are posed
-        atoms += [C("position", f["pos_x"]), C("position", f["pos_y"])]
+        atoms.append(C("position", f["pos_x"]))
+        if not (people_lang.is_person(f) and people_lang.same_level(f, scene)):
+            atoms.append(C("position", f["pos_y"]))
         # size words compare with others of the kind: "the large grass" or "the big tree" of the
         # only grass or tree region says nothing a reader can check
         same_kind = sum(g["category"] == f["category"] for g in scene.instances.values())
@@ -279,11 +281,19 @@ class Planner:
         if evaluate(cat, scene) == target:
             out.append(Spec(scene.image_id, "concept", "1:1", (t,), cat))
         atoms = self._filter_atoms(scene, t)
-        simple = self._search(scene, cat, target, atoms, self._selectors(f), self.cfg.programs_per_target, min_extra=1)
-        simple = self._with_relation(scene, cat, t, atoms, simple)
-        simple = prefer_relations(self, scene, cat, t, atoms, simple)
-        if people_lang.is_person(f):
-            simple = people_lang.prefer(simple, scene)
+        limit = self.cfg.programs_per_target
+        person = people_lang.is_person(f)
+        # a person: a wider search, so that what they wear or do fills the list when it can
+        simple = self._search(scene, cat, target, atoms, self._selectors(f), limit * (3 if person else 1), min_extra=1)
+        if person and not people_lang.worn(simple):
+            simple = self._dressed(scene, cat, t, atoms, limit) + simple
+        if person and people_lang.worn(simple):
+            simple = people_lang.prefer(simple, scene)[:limit]
+        else:
+            simple = self._with_relation(scene, cat, t, atoms, simple[:limit])
+            simple = prefer_relations(self, scene, cat, t, atoms, simple)
+            if person:
+                simple = people_lang.prefer(simple, scene)
         for p in simple:
             out.append(Spec(scene.image_id, "simple", "1:1", (t,), p))
         if not any(s.tier == "simple" for s in out) and evaluate(cat, scene) == target and not f.get("stuff"):
@@ -328,6 +338,17 @@ class Planner:
                                      min_extra=1)
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
+
+    def _dressed(self, scene: Scene, head: Program, t: str, atoms: list[Constraint], limit: int) -> list[Program]:
+        """Where what a person wears does not tell them apart alone, it with what does: "the
+        person in a green top on the left", as people say it, rather than "the person on the left"."""
+        found: list[Program] = []
+        for a in (a for a in atoms if a.kind in people_lang.KINDS):
+            others = [b for b in atoms if b.kind not in people_lang.KINDS]
+            for p in self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1):
+                if p not in found and len(found) < limit:
+                    found.append(p)
+        return found
 
     def _kind_turn(self, scene: Scene, t: str) -> bool:
         """Whether this target also gets kind-fact complex programs: about one in

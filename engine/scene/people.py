@@ -88,6 +88,8 @@ HUE_RIVAL = 0.35           # ... and no other hue above this share of it
 GARMENT_COLORS = tuple(c for c in COLOR_NAMES if c != "brown")
 HIST_MIN = 0.05             # histogram entries below this share are left out
 STANDING_ASPECT = 2.3       # height / width of a whole standing figure
+UPRIGHT_ASPECT = 1.8        # height / width of a whole upright figure whose posture is not decided
+TORSO_MIN_START = 0.15      # a torso band found from the width profile starts at least this far down
 NOT_SITTING_ASPECT = 2.8    # a figure this tall and unsupported is surely not sitting
 NOT_LYING_ASPECT = 1.3      # ... this tall is surely not lying
 LYING_ASPECT = 1.8          # width / height of a lying figure
@@ -160,6 +162,8 @@ def _torso_rows(crop: np.ndarray) -> tuple[float, float] | None:
     if float(np.median(widths[:rows[0]])) > HEAD_NARROWER * body:
         return None          # no head narrower than the body above it: the band may be hair or a hood
     r0, r1 = rows[0] + 0.15 * body, rows[0] + 0.9 * body
+    if r0 < TORSO_MIN_START * h:
+        return None          # "shoulders" this high are a head as wide as legs: a whole figure, not a bust
     if r1 > h:
         return None          # not enough torso visible
     return r0 / h, r1 / h
@@ -390,6 +394,14 @@ def _overlaps(a, b) -> bool:
                  & b.crop[y0 - b.px[1]:y1 - b.px[1], x0 - b.px[0]:x1 - b.px[0]]).any())
 
 
+def _upright(crop: np.ndarray) -> bool:
+    """A whole figure, tall and ending in legs, posture undecided (feet hidden, a little short
+    for STANDING_ASPECT, on a seat nobody marked): torso and legs lie where a standing
+    figure's do (seated and seen from the front too: torso, then lap and shins)."""
+    h, w = crop.shape
+    return h / max(w, 1) >= UPRIGHT_ASPECT and _has_legs(crop)
+
+
 def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str, white: float = 100.0) -> dict:
     """upper_/lower_ colour, share and histogram for one person (see the module docstring)."""
     left, right, top, bottom = sides
@@ -399,7 +411,7 @@ def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str, white: flo
     bands = {}
     if h >= MIN_FIGURE_PX and not top:
         tall = h / max(w, 1)
-        if not bottom and decided_posture == "standing":
+        if not bottom and (decided_posture == "standing" or (not decided_posture and _upright(crop))):
             bands = {"upper": UPPER_BAND, "lower": LOWER_BAND}
         elif not bottom and decided_posture == "sitting":
             bands = {"upper": SEATED_UPPER_BAND}
@@ -433,6 +445,8 @@ def garments(item, rgb_crop: np.ndarray, sides, decided_posture: str, white: flo
         tone = ""             # too small to see, or the head cut: what shows may be hair or a sleeve
     if tone == "dark" and face < MIN_FACE_SKIN and "upper" not in bands:
         tone = ""             # from behind with no torso band found, long dark hair may be most of it
+    if tone and len(bands) > 1 and any(outfit_tone(rgb_crop[_band(crop, *b)], white)[0] != tone for b in bands.values()):
+        tone = ""             # top and trousers each of the tone: black trousers under a striped top are not dark clothes
     out["outfit_tone"], out["tone_hist"] = tone, hist_str({k: v for k, v in shares.items() if v > 0})
     return out
 

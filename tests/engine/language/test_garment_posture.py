@@ -162,7 +162,7 @@ def test_outfit_tone_texts_parse_back_and_say_clothes(seed):
 
 def test_where_clothing_tells_a_person_apart_frame_positions_are_not_leaned_on():
     """A person told apart by a red top keeps "the person holding the cup" but not "the person
-    left of the cup, at the top" or "the leftmost person"."""
+    left of the cup, at the top", "the person beside the cup" or "the leftmost person"."""
     from engine.language.people import prefer
     sc = scene_of(_row_of_people(["red", "", ""]))
     cat = C("category", "person")
@@ -170,7 +170,8 @@ def test_where_clothing_tells_a_person_apart_frame_positions_are_not_leaned_on()
     rel = Program((cat, C("relation", rel="holding", obj=Program((C("category", "cup"),)))))
     leaning = Program((cat, C("relation", rel="left of", obj=Program((C("category", "cup"),))), C("position", "top")))
     ordinal = Program((cat, C("ordinal", "left:1")))
-    assert prefer([ordinal, leaning, rel, worn], sc) == [worn, rel]
+    beside = Program((cat, C("relation", rel="next_to", obj=Program((C("category", "cup"),)))))
+    assert prefer([ordinal, leaning, beside, rel, worn], sc) == [worn, rel]   # "beside the cup" is where, not what
     assert prefer([ordinal, leaning, rel], sc) == [ordinal, leaning, rel]    # nothing worn: all kept
 
 
@@ -199,3 +200,38 @@ def test_a_whole_body_histogram_is_read_more_warily():
     for other, ok in ((hooded, False), (banded, True)):
         sc = scene_of([person("a", 0.1, "green"), other])
         assert refers_with_margin(Program((C("category", "person"), C("garment", "upper:green"))), sc, {"a"}) is ok
+
+
+def _spans(f, y0, y1):
+    f.update(y0=y0, y1=y1, cy=(y0 + y1) / 2, pos_y="top" if (y0 + y1) / 2 < 1 / 3 else
+             "middle" if (y0 + y1) / 2 < 2 / 3 else "bottom")
+    return f
+
+
+def test_people_side_by_side_are_not_told_apart_by_height_bins_but_a_person_above_the_rest_is():
+    """Three people in a row, one stepping forward: its centre falls in the bottom third, but a
+    viewer sees three people at one level, so no "the person at the bottom" (issue 11's first
+    failure kind). Someone on a balcony above a row still is "the person at the top"."""
+    row = [_spans(person("a", 0.2), 0.2, 0.8), _spans(person("b", 0.5), 0.6, 1.0), _spans(person("c", 0.8), 0.2, 0.8)]
+    prog = Program((C("category", "person"), C("position", "bottom")))
+    assert refers_with_margin(prog, scene_of(row), {"b"})     # the facts alone would allow it
+    specs = Planner(PlanConfig(), LEX.categories()).plan(scene_of(row))
+    said = [s.program.dumps() for s in specs if any(c.kind == "position" and c.value in ("top", "middle", "bottom")
+                                                      for c in s.program)]
+    assert said == []
+    high = [_spans(person("a", 0.2), 0.0, 0.25), _spans(person("b", 0.5), 0.5, 1.0), _spans(person("c", 0.8), 0.5, 1.0)]
+    specs = Planner(PlanConfig(), LEX.categories()).plan(scene_of(high))
+    assert any(s.target_ids == ("a",) and any(c.kind == "position" and c.value == "top" for c in s.program)
+               for s in specs)
+
+
+def test_what_a_person_wears_is_said_with_what_tells_them_apart():
+    """Two people in red tops and one in gray: the leftmost is "the person in a red top on the
+    left", not only "the person on the left"."""
+    sc = scene_of([person("a", 0.1, "red"), person("b", 0.5, "red"), person("c", 0.9, "")])
+    simple = [s for s in Planner(PlanConfig(), LEX.categories()).plan(sc)
+              if s.tier == "simple" and s.cardinality == "1:1" and s.target_ids == ("a",)]
+    assert simple and all(any(c.value == "upper:red" for c in s.program if c.kind == "garment") for s in simple), \
+        [s.program.dumps() for s in simple]
+    for s in simple:
+        assert refers_with_margin(s.program, sc, {"a"})

@@ -110,3 +110,32 @@ def test_a_dark_olive_top_in_shade_is_not_called_black():
     olive = np.array([[48, 50, 36]] * 400, dtype=np.uint8)     # dark olive drab
     assert region_color(olive)[0] != "black"
     assert region_color(np.array([[18, 18, 20]] * 400, dtype=np.uint8))[0] == "black"
+
+
+def test_a_whole_figure_whose_feet_are_hidden_still_gives_top_and_trousers():
+    """A box in front of one foot: posture is not decided (the feet may be anywhere), but the
+    figure is whole and tall and ends in legs, so torso and legs are where a standing figure's are."""
+    img = _canvas()
+    m = figure(img, 100, 20, 320, "medium", "red", "blue")
+    box = np.zeros((H, W), dtype=bool)
+    box[290:345, 90:143] = True
+    arr = np.array(img)
+    arr[box] = (200, 180, 60)
+    m &= ~box
+    f = _describe(Image.fromarray(arr), [("p", "person", m), ("b", "suitcase", box)])["p"]
+    assert f["posture"] == ""
+    assert (f["upper_color"], f["lower_color"]) == ("red", "blue")
+
+
+def test_dark_trousers_under_a_striped_top_are_not_dark_clothes():
+    """Black trousers and a black top with gray stripes: most of the outfit is dark, but the top
+    is not, so no "in dark clothes"; all black is."""
+    img = _canvas()
+    m = figure(img, 100, 20, 320, "light", "black", "black")
+    arr = np.array(img)
+    for r in range(20 + 52, 20 + 160, 12):         # gray stripes across the torso, a quarter of it
+        arr[r:r + 3][m[r:r + 3]] = (125, 125, 125)
+    striped = _describe(Image.fromarray(arr), [("p", "person", m)])["p"]
+    plain = _describe(img, [("p", "person", m)])["p"]
+    assert plain["outfit_tone"] == "dark"
+    assert striped["lower_color"] == "black" and striped["outfit_tone"] == ""
