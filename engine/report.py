@@ -4,7 +4,8 @@ Used by the CLI summary, the Prefect artifact and the release's dataset card. Co
 measured on eligible instances (the planner's rule, engine.language.plan.eligible_ids): for each tier,
 the share of eligible instances that are a target of at least one accepted instruction of that
 tier, and, separately, of an accepted one-to-one instruction. Instances left out because their
-category has a crowd region in the image are counted apart (`excluded_beside_crowd`).
+category has a crowd region in the image are counted apart (`excluded_beside_crowd`), and so are
+those of a pile with unmarked look-alikes (`excluded_unmarked_kin`, engine.scene.unmarked).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def _distinct_n(texts: list[str], n: int) -> float:
 # the facts columns quality_report reads (eligible_ids / big_enough, release_language): a build
 # loads only these from every unit (the whole facts table, with its colour histograms, grows
 # the driver's memory with the dataset; tests/engine/test_report.py checks the two agree)
-REPORT_FACT_COLUMNS = ("instance_id", "image_id", "category", "iscrowd", "area", "area_frac")
+REPORT_FACT_COLUMNS = ("instance_id", "image_id", "category", "iscrowd", "area", "area_frac", "unmarked_kin")
 
 
 def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
@@ -68,7 +69,10 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
     rej = instructions[~instructions["accepted"]]
     rows = facts[[c for c in REPORT_FACT_COLUMNS if c in facts.columns]].to_dict("records")
     eligible = eligible_ids(rows, plan)
-    big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
+    # a pile with unmarked look-alikes is not marked in full: no target there (engine.scene.unmarked)
+    in_piles = {f["instance_id"] for f in rows if f.get("unmarked_kin")} & eligible
+    eligible -= in_piles
+    big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)} - in_piles
     coverage, coverage_1to1 = {}, {}
     for tier in TIERS:
         t = acc[acc["tier"] == tier]
@@ -85,6 +89,7 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         "images": int(instructions["image_id"].nunique()),
         "eligible_instances": len(eligible),
         "excluded_beside_crowd": len(big - eligible),
+        "excluded_unmarked_kin": len(in_piles),
         "by_tier": acc.groupby("tier").size().to_dict(),
         "by_cardinality": acc.groupby("cardinality").size().to_dict(),
         "by_tier_subtype": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "subtype"]).size().items()},
@@ -118,7 +123,8 @@ def md_text(value) -> str:
 def report_markdown(rep: dict) -> str:
     lines = ["## Quality report", "",
              f"- images: {rep['images']}, eligible instances: {rep['eligible_instances']} "
-             f"(not counted: {rep['excluded_beside_crowd']} of a category with a crowd region in the image)",
+             f"(not counted: {rep['excluded_beside_crowd']} of a category with a crowd region in the image, "
+             f"{rep.get('excluded_unmarked_kin', 0)} in a pile with unmarked look-alikes)",
              f"- instructions accepted: {rep['instructions']['accepted']}, rejected: {rep['instructions']['rejected']}",
              f"- words per instruction (mean): {rep['words_per_instruction']['mean']:.1f}",
              f"- distinct-1: {rep['distinct_1']:.3f}, distinct-2: {rep['distinct_2']:.3f}", "",
@@ -172,7 +178,8 @@ def print_report(rep: dict, console=None) -> None:
         c.add_row(k, str(v))
     console.print(c)
     console.print(f"coverage over {rep['eligible_instances']} eligible instances "
-                  f"({rep['excluded_beside_crowd']} more sit beside a crowd region of their category)")
+                  f"({rep['excluded_beside_crowd']} more sit beside a crowd region of their category, "
+                  f"{rep.get('excluded_unmarked_kin', 0)} in a pile with unmarked look-alikes)")
     console.print(f"words/instruction {rep['words_per_instruction']['mean']:.1f}  "
                   f"distinct-1 {rep['distinct_1']:.3f}  distinct-2 {rep['distinct_2']:.3f}")
     if rep["rejection_reasons"]:

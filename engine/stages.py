@@ -138,6 +138,8 @@ class UnitWorker:
             v = vocab.get(source_of(i), frozenset())
             if i in federated:
                 v = self._federate(scene, federated[i])
+            # a pile with unmarked members is not marked in full (engine.scene.unmarked)
+            scene.incomplete = scene.incomplete | {f["category"] for f in scene.instances.values() if f.get("unmarked_kin")}
             scene.affordances = lex.affordance_map(scene.categories() | v)
             scene.vocabulary = v
             scene.unknown = frozenset(c for c in scene.categories() | v if lex.entry(c) is None)

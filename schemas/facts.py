@@ -43,6 +43,7 @@ FACTS = Table(
         ("truncated_sides", pyarrow.string()),  # comma list of left,right,top,bottom ("" if none)
         ("occlusion", pyarrow.float64()),     # proxy in [0, 1]: share of bbox covered by other masks
         ("outline_contact", pyarrow.string()),  # "id=share;..." outline share along each touching mask
+        ("unmarked_kin", pyarrow.bool_()),    # its category has unmarked look-alikes here (engine.scene.unmarked)
         # people only (engine.scene.people), "" / 0 for everything else
         ("upper_color", pyarrow.string()),    # garment colour of the torso band ("" when undecided)
         ("upper_frac", pyarrow.float64()),    # share of the band's non-skin pixels with that colour

@@ -18,6 +18,8 @@ Per-instance facts beyond geometry:
   also holds its neighbours; 0 means nothing else is annotated within its box.
 - outline_contact: "id=share;..." the share of the outline along each touching neighbour's
   mask (the object may go on behind it; engine.scene.interactions.outline_contact).
+- unmarked_kin: its category has unmarked look-alikes among its instances in this picture
+  (a pile of oranges with some outlined; engine.scene.unmarked): not marked in full here.
 - color / color_frac / color_palette: engine.scene.colors.color_summary over the masked pixels.
 - upper_/lower_color, _frac, _hist, posture, posture_maybe: people only (engine.scene.people).
 
@@ -52,6 +54,7 @@ from scipy import ndimage
 from engine.scene import interactions, masks
 from engine.scene.colors import color_summary
 from engine.scene.people import people_facts
+from engine.scene.unmarked import unmarked_kin
 from engine.config import FactsConfig
 from engine.sources.imageio import load_rgb
 from schemas.facts import FACTS, POS_X, POS_Y, RELATIONS_TABLE
@@ -311,6 +314,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
     touch_pairs = interactions.touching_pairs(items) if len(items) > 1 else {}
     contact = interactions.outline_contact(items, touch_pairs)
     people = people_facts(items, rgb, width, height, BORDER_PX)   # garments and posture (engine.scene.people)
+    kin = unmarked_kin(items, rgb)      # piles with unmarked members (engine.scene.unmarked)
 
     image_area = float(width * height)
     facts = []
@@ -344,6 +348,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
             "truncated_sides": ",".join(s for s, t in zip(SIDES, touching) if t),
             "occlusion": occlusion[it.id],
             "outline_contact": contact[it.id],
+            "unmarked_kin": it.row["category"] in kin,
             **people[it.id],
         })
 

@@ -34,3 +34,14 @@ def test_report_counts_coverage_and_reasons():
     assert rep["words_per_instruction"]["simple"] == 6.0
     md = report_markdown(rep)
     assert "| simple | 1 | 50.0% | 50.0% |" in md and "widget" in md
+
+
+def test_instances_of_a_pile_with_unmarked_look_alikes_are_counted_apart():
+    facts = pd.DataFrame({"instance_id": ["o1", "o2", "o3", "k"], "image_id": "img",
+                          "category": ["orange", "orange", "orange", "kiwi"], "area_frac": [0.1, 0.1, 0.1, 0.1],
+                          "iscrowd": False, "unmarked_kin": [True, True, True, False]})
+    instr = pd.DataFrame([_row("1", "simple", "1:1", ["k"], "the kiwi")])
+    rep = quality_report(instr, facts, PlanConfig())
+    assert rep["eligible_instances"] == 1 and rep["excluded_unmarked_kin"] == 3
+    assert rep["coverage_1to1"]["simple"] == 1.0
+    assert "3 in a pile with unmarked look-alikes" in report_markdown(rep)
