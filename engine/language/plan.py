@@ -289,6 +289,11 @@ class Planner:
             simple = self._dressed(scene, cat, t, atoms, limit) + simple
         if person and people_lang.worn(simple):
             simple = people_lang.prefer(simple, scene)[:limit]
+            if len(simple) < limit:
+                # room left: what they wear with where they are too ("the person in the green top
+                # on the right"), other ways a person would say it
+                more = [p for p in self._dressed(scene, cat, t, atoms, limit, min_extra=1) if p not in simple]
+                simple = people_lang.prefer(simple + more, scene)[:limit]
         else:
             simple = self._with_relation(scene, cat, t, atoms, simple[:limit])
             simple = prefer_relations(self, scene, cat, t, atoms, simple)
@@ -339,13 +344,16 @@ class Planner:
                 out += [Spec(scene.image_id, "complex", "1:1", (t,), p) for p in progs]
         return out
 
-    def _dressed(self, scene: Scene, head: Program, t: str, atoms: list[Constraint], limit: int) -> list[Program]:
+    def _dressed(self, scene: Scene, head: Program, t: str, atoms: list[Constraint], limit: int,
+                 min_extra: int = 0) -> list[Program]:
         """Where what a person wears does not tell them apart alone, it with what does: "the
-        person in a green top on the left", as people say it, rather than "the person on the left"."""
+        person in a green top on the left", as people say it, rather than "the person on the left".
+        With min_extra=1, that even where what they wear alone would do."""
         found: list[Program] = []
         for a in (a for a in atoms if a.kind in people_lang.KINDS):
             others = [b for b in atoms if b.kind not in people_lang.KINDS]
-            for p in self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1):
+            for p in self._search(scene, head.with_(a), {t}, others, self._selectors(scene.instances[t]), 1,
+                                  min_extra=min_extra):
                 if p not in found and len(found) < limit:
                     found.append(p)
         return found

@@ -235,3 +235,14 @@ def test_what_a_person_wears_is_said_with_what_tells_them_apart():
         [s.program.dumps() for s in simple]
     for s in simple:
         assert refers_with_margin(s.program, sc, {"a"})
+
+
+def test_a_person_told_apart_by_clothing_gets_more_than_one_way_of_saying_it():
+    """"the person in the red top" and, room left, "the person in the red top on the left":
+    each names what they wear; none falls back on "the leftmost person"."""
+    sc = scene_of([person("a", 0.1, "red"), person("b", 0.5, ""), person("c", 0.9, "")])
+    simple = [s for s in Planner(PlanConfig(), LEX.categories()).plan(sc)
+              if s.tier == "simple" and s.cardinality == "1:1" and s.target_ids == ("a",)]
+    assert len(simple) >= 2, [s.program.dumps() for s in simple]
+    assert all(s.program.get("garment") is not None for s in simple)
+    assert all(refers_with_margin(s.program, sc, {"a"}) for s in simple)
