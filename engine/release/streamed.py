@@ -33,11 +33,14 @@ class MetaSpill:
         self._index: dict[str, list[tuple[str, int, int]]] = {}
         self._end = 0
 
-    def add(self, split: str, key: str, json_bytes: bytes) -> None:
-        self._f.seek(self._end)
+    def add(self, split: str, key: str, json_bytes: bytes) -> int:
+        """Append a sample's json; returns its offset (for `read`)."""
+        offset = self._end
+        self._f.seek(offset)
         self._f.write(json_bytes)
-        self._index.setdefault(split, []).append((key, self._end, len(json_bytes)))
+        self._index.setdefault(split, []).append((key, offset, len(json_bytes)))
         self._end += len(json_bytes)
+        return offset
 
     def metas(self, split: str) -> Iterator[dict]:
         """The split's samples as dicts, in sample-key order."""
@@ -45,6 +48,12 @@ class MetaSpill:
         for _, offset, length in sorted(self._index.get(split, [])):
             self._f.seek(offset)
             yield json.loads(self._f.read(length))
+
+    def read(self, offset: int, length: int) -> bytes:
+        """One sample's json bytes, as added."""
+        self._f.flush()
+        self._f.seek(offset)
+        return self._f.read(length)
 
     def reader(self, split: str) -> Callable[[], Iterator[dict]]:
         return lambda: self.metas(split)
@@ -114,3 +123,40 @@ def write_hashed(path: str | Path, data: bytes) -> tuple[str, int]:
     Path(path).write_bytes(data)
     return hashlib.sha256(data).hexdigest(), len(data)
 
+
+
+def merge_sorted_parquet(paths: list[Path], key: str, out: str | Path, schema, row_group_rows: int = 16384) -> int:
+    """K-way merge of parquet files, each sorted by the unique string column `key`, into one
+    file sorted by it, written in row groups: one batch per input file and one row group are
+    held, never the whole table. Returns the rows written; ValueError on a repeated key."""
+    import heapq
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def rows(k: int, f):
+        for batch in f.iter_batches(batch_size=2048):
+            for i, v in enumerate(batch.column(key).to_pylist()):
+                yield v, k, batch, i
+
+    files = [pq.ParquetFile(p) for p in paths]
+    n, last, pending = 0, None, []
+    with pq.ParquetWriter(str(out), schema) as writer:
+        def flush():
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema).combine_chunks())
+                pending.clear()
+        for v, _k, batch, i in heapq.merge(*(rows(k, f) for k, f in enumerate(files)), key=lambda t: t[0]):
+            if v == last:
+                raise ValueError(f"{key} {v!r} appears twice")
+            last = v
+            pending.append(batch.slice(i, 1))
+            n += 1
+            if len(pending) >= row_group_rows:
+                flush()
+        flush()
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    for f in files:
+        f.close()
+    return n
