@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 
 STEPS = {
-    "engine.build": ["run_ingest", "collect", "publish", "quality_report", "dataset_card", "release_fingerprint"],
-    "engine.release.publish": ["stage_release", "_check_references", "_licences", "_counts", "render_card"],
+    "engine.build": ["run_ingest", "run_units_locally", "publish", "dataset_card", "release_fingerprint"],
+    "engine.report": ["unit_quality_report"],
+    "engine.release.publish": ["stage_release", "_plan", "_write_tables", "render_card"],
     "engine.release.shard": ["write_planned"],
     "engine.release.sam3i_export": ["write_export"],
     "engine.release.saco_export": ["write_export"],

@@ -368,7 +368,7 @@ def _write_tables(root: Path, units, plan: _Plan, first_entry: dict[str, int],
                   shard_of_key: dict[str, str]) -> _Tally:
     """manifest.parquet and rejected.parquet: each unit's rows sorted by instruction id into a
     scratch file, then merged (engine/release/streamed.py), as if the whole tables were sorted."""
-    from engine.release.streamed import merge_sorted_parquet
+    from engine.release.streamed import merge_sorted_parts, write_sorted_part
 
     tmp = root / ".tables"
     tmp.mkdir()
@@ -389,11 +389,11 @@ def _write_tables(root: Path, units, plan: _Plan, first_entry: dict[str, int],
             tally.add(manifest, rejected)
             for name, table, df in (("manifest", MANIFEST, manifest), ("rejected", INSTRUCTIONS, rejected)):
                 if len(df):
-                    path = tmp / f"{name}-{len(parts[name]):06d}.parquet"
-                    pq.write_table(table.to_arrow(df.reset_index(drop=True)), path)
+                    path = tmp / f"{name}-{len(parts[name]):06d}.arrow"
+                    write_sorted_part(path, table.to_arrow(df.reset_index(drop=True)))
                     parts[name].append(path)
-        merge_sorted_parquet(parts["manifest"], "instruction_id", root / "manifest.parquet", MANIFEST.arrow)
-        merge_sorted_parquet(parts["rejected"], "instruction_id", root / "rejected.parquet", INSTRUCTIONS.arrow)
+        merge_sorted_parts(parts["manifest"], "instruction_id", root / "manifest.parquet", MANIFEST.arrow)
+        merge_sorted_parts(parts["rejected"], "instruction_id", root / "rejected.parquet", INSTRUCTIONS.arrow)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return tally

@@ -14,7 +14,7 @@ import pytest
 
 from engine.build import UNIT_STAGE, build, collect, engine_config, sources_of, unit_store
 from engine.release.publish import build_release, open_release
-from engine.release.streamed import merge_sorted_parquet
+from engine.release.streamed import merge_sorted_parts, write_sorted_part
 from engine.release.units import FrameUnits, StoreUnits
 from engine.report import quality_report, unit_quality_report
 from engine.version import code_version
@@ -109,24 +109,26 @@ def test_several_units_of_rule_made_instructions_give_the_whole_tables_report():
     assert unit_quality_report(units, plan) == quality_report(instr, facts, plan)
 
 
-def test_merge_keeps_id_order_across_files_and_row_groups(tmp_path):
+def test_merge_keeps_id_order_across_files_and_row_groups(tmp_path, monkeypatch):
+    import engine.release.streamed as streamed
+    monkeypatch.setattr(streamed, "MERGE_BATCH_ROWS", 2)   # parts of several batches
     schema = pa.schema([("instruction_id", pa.string()), ("n", pa.int64())])
     parts = []
     for k, ids in enumerate([["a", "d", "g"], ["b", "c", "h", "i"], [], ["e", "f"]]):
         if ids:
-            p = tmp_path / f"{k}.parquet"
-            pq.write_table(pa.table({"instruction_id": ids, "n": [k] * len(ids)}, schema=schema), p)
+            p = tmp_path / f"{k}.arrow"
+            write_sorted_part(p, pa.table({"instruction_id": ids, "n": [k] * len(ids)}, schema=schema))
             parts.append(p)
     out = tmp_path / "out.parquet"
-    assert merge_sorted_parquet(parts, "instruction_id", out, schema, row_group_rows=3) == 9
+    assert merge_sorted_parts(parts, "instruction_id", out, schema, row_group_rows=3) == 9
     t = pq.read_table(out)
     assert t.column("instruction_id").to_pylist() == list("abcdefghi")
     assert t.column("n").to_pylist() == [0, 1, 1, 0, 3, 3, 0, 1, 1]
     assert pq.ParquetFile(out).num_row_groups == 3
-    dup = tmp_path / "dup.parquet"
-    pq.write_table(pa.table({"instruction_id": ["c"], "n": [9]}, schema=schema), dup)
+    dup = tmp_path / "dup.arrow"
+    write_sorted_part(dup, pa.table({"instruction_id": ["c"], "n": [9]}, schema=schema))
     with pytest.raises(ValueError, match="appears twice"):
-        merge_sorted_parquet(parts + [dup], "instruction_id", tmp_path / "bad.parquet", schema)
+        merge_sorted_parts(parts + [dup], "instruction_id", tmp_path / "bad.parquet", schema)
     empty = tmp_path / "empty.parquet"
-    assert merge_sorted_parquet([], "instruction_id", empty, schema) == 0
+    assert merge_sorted_parts([], "instruction_id", empty, schema) == 0
     assert pq.read_table(empty).num_rows == 0
