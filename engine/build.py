@@ -204,10 +204,27 @@ def _ingest_in_child(sources: list[SourceSpec], cfg: EngineConfig, out: Path, ca
         result.unlink(missing_ok=True)
 
 
+SMALL_SOURCE_BYTES = 4 << 20   # local COCO json files this small (~500 images) ingest in the driver
+
+
+def _small(sources: list[SourceSpec]) -> bool:
+    """Local COCO sources whose annotation files total under SMALL_SOURCE_BYTES: their whole
+    ingest holds a few MB, less than a child process costs in start-up (2-3 s of imports).
+    Other formats and S3 sources always go to the child (their size is not known up front)."""
+    import os
+
+    total = 0
+    for s in sources:
+        if s.format != "coco" or not os.path.isfile(s.annotations_uri):
+            return False
+        total += os.path.getsize(s.annotations_uri)
+    return total < SMALL_SOURCE_BYTES
+
+
 def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path, in_process: bool | None = None) -> Ingested:
     """Ingest into `<workdir>/ingest` (whole tables, per-unit tables, summary) and return the
-    handle. By default in a child process; `in_process` (or SAM3I_INGEST_IN_PROCESS=1) runs it
-    here, e.g. for tests that patch ingest."""
+    handle. In a child process, but for small local COCO sources (`_small`); `in_process`
+    (or SAM3I_INGEST_IN_PROCESS=1) decides it instead."""
     import os
     from engine.sources.ingest import SUMMARY, ingest_to_dir
 
@@ -215,7 +232,7 @@ def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path, in_p
     out = Path(workdir) / "ingest"
     cache = out / "image_cache.pkl"   # unchanged images are not re-read
     if in_process is None:
-        in_process = os.environ.get("SAM3I_INGEST_IN_PROCESS") == "1"
+        in_process = os.environ.get("SAM3I_INGEST_IN_PROCESS") == "1" or _small(sources)
     if in_process:
         ingest_to_dir(sources, cfg.ingest, out, cache)
     else:

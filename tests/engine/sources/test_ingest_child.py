@@ -56,7 +56,8 @@ def test_an_unreadable_source_fails_with_its_message_from_the_child(tmp_path):
     (bad / "images").mkdir(parents=True)
     (bad / "instances.json").write_text('{"images": [}')
     with pytest.raises(IngestError, match="malformed JSON at line 1"):
-        run_ingest([SourceSpec("bad", str(bad / "instances.json"), str(bad / "images"))], CFG, tmp_path / "w")
+        run_ingest([SourceSpec("bad", str(bad / "instances.json"), str(bad / "images"))], CFG, tmp_path / "w",
+                   in_process=False)
 
 
 def test_a_source_without_any_usable_image_is_refused_with_the_reasons(tmp_path):
@@ -65,4 +66,13 @@ def test_a_source_without_any_usable_image_is_refused_with_the_reasons(tmp_path)
     (src / "images").mkdir(parents=True)
     (src / "instances.json").write_text(json.dumps(doc))
     with pytest.raises(NothingToPublishError, match="missing_image: 30"):
-        run_ingest([resolve_source(str(src))], CFG, tmp_path / "w")
+        run_ingest([resolve_source(str(src))], CFG, tmp_path / "w", in_process=False)
+
+
+def test_small_local_coco_sources_ingest_in_the_driver_and_the_rest_in_a_child(tmp_path, monkeypatch):
+    import engine.build as build_mod
+    coco = resolve_source(str(COCO_SAMPLE))
+    assert build_mod._small([coco])                      # 240 KB of json: not worth a process
+    monkeypatch.setattr(build_mod, "SMALL_SOURCE_BYTES", 1000)
+    assert not build_mod._small([coco])
+    assert not build_mod._small([SourceSpec("lm", str(tmp_path), str(tmp_path), "labelme")])
