@@ -164,11 +164,6 @@ def _licence_rows(rows: dict[tuple, int]) -> list[dict]:
             for k, n in sorted(rows.items(), key=lambda kv: [str(v) for v in kv[0]])]
 
 
-def _licences(used: pd.DataFrame) -> list[dict]:
-    """Images in the release per (source, licence), for the card's source list."""
-    return _licence_rows(_licence_counts(used))
-
-
 class _Tally:
     """The value counts `_counts` takes from the manifest and rejected tables, added up one
     unit at a time."""

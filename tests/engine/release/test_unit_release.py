@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -17,8 +16,7 @@ from engine.release.publish import build_release, open_release
 from engine.release.streamed import merge_sorted_parts, write_sorted_part
 from engine.release.units import FrameUnits, StoreUnits
 from engine.report import quality_report, unit_quality_report
-from engine.version import code_version
-from tests.release_data import CARD, COCO_SAMPLE, coco_tables, make_instructions
+from tests.release_data import COCO_SAMPLE, coco_tables, make_instructions
 
 OVERRIDES = ["ingest.unit_size=8", "release.val_fraction=0.3"]
 
