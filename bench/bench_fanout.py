@@ -49,7 +49,7 @@ def main() -> int:
     sources = [resolve_source(args.source, source_id=f"copy{k}") for k in range(args.copies)]
     data = run_ingest(sources, cfg, tmp / "ingest")
     units = data.unit_ids()
-    print(f"{len(data.images)} images, {len(data.instances)} instances, {len(units)} units of {args.unit_size}")
+    print(f"{data.n_images} images, {data.n_instances} instances, {len(units)} units of {args.unit_size}")
 
     local = []
     for k in range(args.repeat):

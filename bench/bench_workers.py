@@ -48,7 +48,7 @@ def main() -> int:
         base = [f"ingest.unit_size={args.unit_size}"]
         data = run_ingest([resolve_source(str(src))], load_config(None, base), tmp / "ingest")
         units = data.unit_ids()
-        print(f"{len(data.images)} images, {len(units)} units of {args.unit_size}; load average {load_average()}")
+        print(f"{data.n_images} images, {len(units)} units of {args.unit_size}; load average {load_average()}")
         ensure_ray(load_config(None, base + [f"ray.stages.unit.concurrency={most}"]))
         walls = {}
         for n in args.workers:

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 
 STEPS = {
-    "engine.build": ["run_ingest", "collect", "publish", "quality_report", "dataset_card", "release_fingerprint"],
-    "engine.release.publish": ["stage_release", "_check_references", "_licences", "_counts", "render_card"],
+    "engine.build": ["run_ingest", "publish", "dataset_card", "release_fingerprint"],
+    "engine.stages": ["UnitWorker.run"],        # one line pair per unit: does the units stage grow?
+    "engine.report": ["unit_quality_report"],
+    "engine.release.publish": ["stage_release", "_plan", "_write_tables", "render_card"],
     "engine.release.shard": ["write_planned"],
     "engine.release.sam3i_export": ["write_export"],
     "engine.release.saco_export": ["write_export"],
@@ -31,8 +33,10 @@ def _mb(field: str) -> float:
 
 
 def _wrap(module, name: str) -> None:
-    fn = getattr(module, name)
-    label = f"{module.__name__.rsplit('.', 1)[-1]}.{name}"
+    owner, _, name = name.rpartition(".")
+    holder = getattr(module, owner) if owner else module
+    fn = getattr(holder, name)
+    label = f"{module.__name__.rsplit('.', 1)[-1]}.{owner + '.' if owner else ''}{name}"
 
     def probed(*args, **kwargs):
         print(f"enter {label:32s} rss {_mb('VmRSS'):7.1f} MB  peak {_mb('VmHWM'):7.1f} MB", file=sys.stderr, flush=True)
@@ -40,7 +44,7 @@ def _wrap(module, name: str) -> None:
             return fn(*args, **kwargs)
         finally:
             print(f"leave {label:32s} rss {_mb('VmRSS'):7.1f} MB  peak {_mb('VmHWM'):7.1f} MB", file=sys.stderr, flush=True)
-    setattr(module, name, probed)
+    setattr(holder, name, probed)
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-COCO_SAMPLE = REPO.parent / "shared" / "data" / "coco-sample"
+# SAM3I_SAMPLE_DATA (as in tests/release_data.py): the shared data folder when this checkout
+# does not sit beside it (a git worktree elsewhere)
+COCO_SAMPLE = Path(os.environ.get("SAM3I_SAMPLE_DATA", REPO.parent / "shared" / "data")) / "coco-sample"
 STRIDE = 10_000_000
 
 

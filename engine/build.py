@@ -20,9 +20,9 @@ import pandas as pd
 import yaml
 
 from engine.config import EngineConfig, load_config
-from engine.sources.ingest import IngestError, SourceSpec, ingest, resolve_source, write_tables
+from engine.sources.ingest import IngestError, SourceSpec, resolve_source
 from engine.lexicon import extension_files, files_digest, lexicon_for, load_lexicon
-from engine.report import REPORT_FACT_COLUMNS, md_text, category_coverage, print_report, quality_report, report_markdown
+from engine.report import md_text, category_coverage, print_report, report_markdown
 from engine.stages import UnitWorker
 from engine.version import code_version
 from engine.workdir import UnitStore
@@ -32,19 +32,70 @@ from schemas.instructions import INSTRUCTIONS
 UNIT_STAGE = "units"
 
 
-@dataclass
 class Ingested:
-    images: pd.DataFrame
-    instances: pd.DataFrame
-    quarantine: pd.DataFrame
+    """What ingest produced, as the driver holds it: the summary (counts, unit ids, inputs
+    fingerprint, categories, quarantine counts) and the work directory's per-unit tables, read
+    one unit at a time. The whole tables stay on disk (issue 16: the driver's memory must not
+    grow with the dataset); `images` / `instances` / `quarantine` read them for inspection."""
+
+    def __init__(self, root: str | Path, summary: dict):
+        self.root = Path(root)
+        self.summary = summary
 
     def unit_ids(self) -> list[str]:
-        return sorted(self.images["unit_id"].unique())
+        return list(self.summary["units"])
 
     def unit(self, unit_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        imgs = self.images[self.images["unit_id"] == unit_id].reset_index(drop=True)
-        inst = self.instances[self.instances["image_id"].isin(set(imgs["image_id"]))].reset_index(drop=True)
-        return imgs, inst
+        from engine.sources.ingest import unit_paths
+        from engine.workdir import read_table
+        from schemas.images import IMAGES
+        from schemas.instances import INSTANCES
+
+        paths = unit_paths(self.root, unit_id)
+        return read_table(paths["images"], IMAGES), read_table(paths["instances"], INSTANCES)
+
+    @property
+    def n_images(self) -> int:
+        return self.summary["images"]
+
+    @property
+    def n_instances(self) -> int:
+        return self.summary["instances"]
+
+    @property
+    def n_quarantined(self) -> int:
+        return self.summary["quarantined"]
+
+    def quarantine_counts(self, source_id: str | None = None) -> dict[str, int]:
+        """reason -> quarantined records (of one source, or of all)."""
+        out: dict[str, int] = {}
+        for sid, reasons in self.summary["quarantine"].items():
+            if source_id in (None, sid):
+                for r, n in reasons.items():
+                    out[r] = out.get(r, 0) + n
+        return out
+
+    @property
+    def categories(self) -> pd.DataFrame:
+        """(source_id, category, supercategory) pairs in first-seen order."""
+        return pd.DataFrame(self.summary["category_pairs"], columns=["source_id", "category", "supercategory"])
+
+    def _table(self, name: str) -> pd.DataFrame:
+        from engine.sources.ingest import TABLE_FILES
+        from engine.workdir import read_table
+        return read_table(self.root / f"{name}.parquet", TABLE_FILES[name])
+
+    @property
+    def images(self) -> pd.DataFrame:
+        return self._table("images")
+
+    @property
+    def instances(self) -> pd.DataFrame:
+        return self._table("instances")
+
+    @property
+    def quarantine(self) -> pd.DataFrame:
+        return self._table("quarantine")
 
 
 @dataclass
@@ -94,21 +145,20 @@ class NothingToPublishError(IngestError):
     quarantined, or no instruction was accepted."""
 
 
-def _quarantine_summary(quarantine: pd.DataFrame, source_id: str) -> str:
-    q = quarantine[quarantine["source_id"] == source_id]
-    counts = q.groupby("reason").size().sort_values(ascending=False)
-    return ", ".join(f"{r}: {n}" for r, n in counts.items()) or "no records at all"
+def _quarantine_summary(counts: dict[str, int]) -> str:
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{r}: {n}" for r, n in ordered) or "no records at all"
 
 
-def require_images(sources: list[SourceSpec], images: pd.DataFrame, quarantine: pd.DataFrame) -> None:
+def require_images(sources: list[SourceSpec], data: Ingested) -> None:
     """Every source must contribute at least one image: one that contributes none is a wrong
     path, a broken export or an empty file, and an empty release must not be published."""
-    have = set(images["source_id"])
+    have = set(data.summary["sources_with_images"])
     for src in sources:
         if src.source_id not in have:
             raise NothingToPublishError(
                 f"source {src.source_id!r} ({src.annotations_uri}): no usable image, every record was quarantined "
-                f"({_quarantine_summary(quarantine, src.source_id)}); nothing was published")
+                f"({_quarantine_summary(data.quarantine_counts(src.source_id))}); nothing was published")
 
 
 def arrow_memory_returns_to_os() -> None:
@@ -121,17 +171,75 @@ def arrow_memory_returns_to_os() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> Ingested:
-    from engine.sources.ingest import ImageCache
+def _ingest_in_child(sources: list[SourceSpec], cfg: EngineConfig, out: Path, cache: Path) -> None:
+    """engine.sources.ingest in a process of its own: parsing the sources and checking every
+    image peaks at a size that grows with the dataset, and a process keeps most of what it
+    freed; the child's memory goes back whole when it exits (issue 16)."""
+    import os
+    import subprocess
+    import tempfile
+    from dataclasses import asdict
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd, job_path = tempfile.mkstemp(dir=out, prefix=".job-", suffix=".json")
+    os.close(fd)
+    result = Path(job_path + ".result")
+    try:
+        Path(job_path).write_text(json.dumps({
+            "sources": [asdict(s) for s in sources], "cfg": cfg.ingest.model_dump(mode="json"),
+            "out_dir": str(out), "cache": str(cache), "result": str(result)}))
+        env = dict(os.environ)
+        # the child imports this very code tree, wherever the driver was started
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        proc = subprocess.run([sys.executable, "-m", "engine.sources.ingest", job_path], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        answer = json.loads(result.read_text()) if result.exists() else {}
+        if "error" in answer:
+            raise IngestError(answer["error"])
+        if proc.returncode != 0 or not answer.get("ok"):
+            raise RuntimeError(f"ingest process exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    finally:
+        Path(job_path).unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
+
+
+SMALL_SOURCE_BYTES = 4 << 20   # local COCO json files this small (~500 images) ingest in the driver
+
+
+def _small(sources: list[SourceSpec]) -> bool:
+    """Local COCO sources whose annotation files total under SMALL_SOURCE_BYTES: their whole
+    ingest holds a few MB, less than a child process costs in start-up (2-3 s of imports).
+    Other formats and S3 sources always go to the child (their size is not known up front)."""
+    import os
+
+    total = 0
+    for s in sources:
+        if s.format != "coco" or not os.path.isfile(s.annotations_uri):
+            return False
+        total += os.path.getsize(s.annotations_uri)
+    return total < SMALL_SOURCE_BYTES
+
+
+def run_ingest(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path, in_process: bool | None = None) -> Ingested:
+    """Ingest into `<workdir>/ingest` (whole tables, per-unit tables, summary) and return the
+    handle. In a child process, but for small local COCO sources (`_small`); `in_process`
+    (or SAM3I_INGEST_IN_PROCESS=1) decides it instead."""
+    import os
+    from engine.sources.ingest import SUMMARY, ingest_to_dir
 
     arrow_memory_returns_to_os()
-
-    cache = ImageCache(Path(workdir) / "ingest" / "image_cache.pkl")   # unchanged images are not re-read
-    res = ingest(sources, cfg.ingest, cache=cache)
-    cache.save()
-    write_tables(res, workdir / "ingest")  # kept for inspection, also when the build stops here
-    require_images(sources, res.images, res.quarantine)
-    return Ingested(res.images, res.instances, res.quarantine)
+    out = Path(workdir) / "ingest"
+    cache = out / "image_cache.pkl"   # unchanged images are not re-read
+    if in_process is None:
+        in_process = os.environ.get("SAM3I_INGEST_IN_PROCESS") == "1" or _small(sources)
+    if in_process:
+        ingest_to_dir(sources, cfg.ingest, out, cache)
+    else:
+        _ingest_in_child(sources, cfg, out, cache)
+    data = Ingested(out, json.loads((out / SUMMARY).read_text()))
+    require_images(sources, data)
+    return data
 
 
 def unit_store(workdir: Path, cfg: EngineConfig) -> UnitStore:
@@ -150,8 +258,8 @@ def run_units_locally(data: Ingested, pending: list[str], cfg: EngineConfig, sto
 
 def collect(store: UnitStore, unit_ids: Iterable[str],
             fact_columns: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every unit's facts and instructions; `fact_columns` limits the facts to what the caller
-    reads (the release reads REPORT_FACT_COLUMNS: the rest would grow with the dataset)."""
+    """Every unit's facts and instructions (tests and tools; a build reads them one unit at a
+    time, engine.release.units). `fact_columns` limits the facts to those columns."""
     unit_ids = list(unit_ids)
     facts = [store.read(UNIT_STAGE, u, "facts", FACTS, columns=fact_columns) for u in unit_ids]
     instr = [store.read(UNIT_STAGE, u, "instructions", INSTRUCTIONS) for u in unit_ids]
@@ -162,31 +270,23 @@ def collect(store: UnitStore, unit_ids: Iterable[str],
     return f, i.sort_values("instruction_id").reset_index(drop=True)
 
 
-def inputs_fingerprint(images: pd.DataFrame, instances: pd.DataFrame) -> str:
-    h = hashlib.sha256()
-    for row in images.sort_values("image_id")[["image_id", "sha256"]].itertuples(index=False):
-        h.update(f"{row.image_id}:{row.sha256};".encode())
-    for row in instances.sort_values("instance_id")[["instance_id", "category", "rle", "iscrowd"]].itertuples(index=False):
-        h.update(f"{row.instance_id}:{row.category}:{row.iscrowd}:{row.rle};".encode())
-    return h.hexdigest()
-
-
 def release_fingerprint(data: Ingested, cfg: EngineConfig) -> str:
-    """What a release is made from: the inputs and the config that decides unit outputs.
-    (engine.release.publish.release_id_for adds the release config and code version.)"""
-    return inputs_fingerprint(data.images, data.instances) + config_fingerprint(cfg)
+    """What a release is made from: the inputs (fingerprinted by ingest) and the config that
+    decides unit outputs. (engine.release.publish.release_id_for adds the release config and
+    code version.)"""
+    return data.summary["inputs_fingerprint"] + config_fingerprint(cfg)
 
 
-def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], quarantine: pd.DataFrame) -> dict:
+def dataset_card(report: dict, cfg: EngineConfig, sources: list[SourceSpec], quarantine: dict[str, int]) -> dict:
+    """`quarantine`: reason -> quarantined input records (Ingested.quarantine_counts())."""
     lines = [f"- `{s.source_id}`: annotations `{s.annotations_uri}`, images `{s.images_uri}`" for s in sources]
     lines.append("")
     lines.append("Each image keeps the licence its source names (table of licences below); the "
                  "annotations keep their source dataset's licence (COCO's: CC BY 4.0).")
-    q = quarantine.groupby("reason").size().to_dict() if len(quarantine) else {}
     return {
         "Quality report": report_markdown(report),
         "Sources": "\n".join(lines),
-        "Quarantined input records": "\n".join(f"- {k}: {v}" for k, v in sorted(q.items())) or "none",
+        "Quarantined input records": "\n".join(f"- {k}: {v}" for k, v in sorted(quarantine.items())) or "none",
         "Configuration": "```yaml\n" + yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True) + "```",
         "Code version": f"`{code_version()}`",
     }
@@ -198,23 +298,28 @@ def no_complex_categories(instances: pd.DataFrame) -> list[str]:
     return sorted(c for c in instances["category"].unique() if not lex.affordances(c))
 
 
-def publish(output: str, data: Ingested, facts: pd.DataFrame, instructions: pd.DataFrame,
-            cfg: EngineConfig, sources: list[SourceSpec], previous: str | None = None) -> tuple[dict, object]:
-    """Build and publish the release; `previous` (an earlier local release) lends its unchanged shards."""
+def publish(output: str, data: Ingested, store: UnitStore, cfg: EngineConfig, sources: list[SourceSpec],
+            previous: str | None = None) -> tuple[dict, object]:
+    """Build and publish the release from the units' outputs in `store`, one unit at a time
+    (engine/release/units.py); `previous` (an earlier local release) lends its unchanged shards."""
     from engine.release.publish import build_release
+    from engine.release.units import StoreUnits
+    from engine.report import unit_quality_report
 
-    if not instructions["accepted"].any():
+    units = StoreUnits(data, store, UNIT_STAGE)
+    accepted, candidates = units.instruction_counts()
+    if not accepted:
         raise NothingToPublishError(
-            f"no instruction was accepted ({len(instructions)} candidates, {len(data.images)} images, "
-            f"{len(data.instances)} instances, {len(data.quarantine)} input records quarantined); "
+            f"no instruction was accepted ({candidates} candidates, {data.n_images} images, "
+            f"{data.n_instances} instances, {data.n_quarantined} input records quarantined); "
             f"nothing was published at {output}")
     lex = lexicon_for(cfg)
-    rep = quality_report(instructions, facts, cfg.plan, categories=category_coverage(data.instances, lex))
-    card = dataset_card(rep, cfg, sources, data.quarantine)
-    card["Negatives: vocabulary per source"] = negatives_section(cfg, data.instances, lex)
-    info = build_release(output, data.images, data.instances, instructions, card, cfg.release,
+    rep = unit_quality_report(units, cfg.plan, categories=category_coverage(data.categories, lex))
+    card = dataset_card(rep, cfg, sources, data.quarantine_counts())
+    card["Negatives: vocabulary per source"] = negatives_section(cfg, data.categories, lex)
+    info = build_release(output, None, None, None, card, cfg.release,
                          inputs_fingerprint=release_fingerprint(data, cfg), code_version=code_version(),
-                         previous=previous, validated=True)   # ingest and the unit stages validated them
+                         previous=previous, units=units)
     return rep, info
 
 
@@ -226,9 +331,8 @@ def build(sources: list[SourceSpec], output: str, cfg: EngineConfig, workdir: st
     units = data.unit_ids()
     pending = [u for u in units if not store.is_done(UNIT_STAGE, u)]
     run_units(data, pending, cfg, store)
-    facts, instructions = collect(store, units, REPORT_FACT_COLUMNS)
-    rep, info = publish(output, data, facts, instructions, cfg, sources)
-    return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, len(data.quarantine))
+    rep, info = publish(output, data, store, cfg, sources)
+    return BuildResult(output, getattr(info, "release_id", None), rep, len(units), pending, data.n_quarantined)
 
 
 def as_list(value) -> list[str]:

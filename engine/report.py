@@ -204,3 +204,213 @@ def print_report(rep: dict, console=None) -> None:
             k.add_row(escape(c["category"]), escape(c["noun"]), ", ".join(c["lacks"]) or "nothing", c["tiers"],
                       f"{a['concept']}/{a['simple']}/{a['complex']}")
         console.print(k)
+
+
+# ---------------------------------------------------------------- one unit at a time
+
+REPORT_INSTRUCTION_COLUMNS = ("instruction_id", "image_id", "tier", "subtype", "cardinality", "category", "text",
+                              "target_ids", "program", "accepted", "reject_reason")
+
+
+def _reason_key(r: str) -> str:
+    return r.split(":")[0] + ": " + r.split(":", 1)[1].strip().split(";")[0][:60] if ":" in r else r
+
+
+class _LanguageTally:
+    """engine.verify.language_stats.release_language, added up one unit at a time: per tier the
+    instruction ids of the texts (to draw the same seeded sample from the release's
+    instruction-id order), an 8-byte hash of each normalised text (duplicate share) and word
+    counts; the content shares as numerators and denominators."""
+
+    def __init__(self):
+        self.ids = {t: [] for t in TIERS}
+        self.hashes = {t: [] for t in TIERS}
+        self.words = {t: 0 for t in TIERS}
+        self.present = set()
+        self.c = {k: 0 for k in ("cx", "kind", "people", "people_inst", "one", "one_rel", "one_f", "one_f_rel")}
+        self.facts_rows = 0
+
+    def add(self, acc: pd.DataFrame, facts: pd.DataFrame) -> None:
+        import hashlib
+
+        import numpy as np
+
+        from engine.lexicon import word_tokens
+        from engine.verify.language_stats import INSTANCE_KINDS, _program
+
+        pos = acc[acc["cardinality"] != "negative"]
+        for t in TIERS:
+            rows = pos[pos["tier"] == t]
+            if not len(rows):
+                continue
+            self.present.add(t)
+            keep = [(i, x) for i, x in zip(rows["instruction_id"], rows["text"]) if isinstance(x, str) and x.strip()]
+            if not keep:
+                continue
+            self.ids[t].append(np.array([i.encode() for i, _ in keep]))
+            toks = [word_tokens(x) for _, x in keep]
+            self.words[t] += sum(len(w) for w in toks)
+            self.hashes[t].append(np.array([int.from_bytes(hashlib.blake2b(" ".join(w).encode(), digest_size=8)
+                                                           .digest(), "big") for w in toks], dtype=np.uint64))
+        cx = pos[pos["tier"] == "complex"]
+        kinds = [{c["kind"] for c in _program(p)} for p in cx["program"]]
+        self.c["cx"] += len(kinds)
+        self.c["kind"] += sum("affordance" in k for k in kinds)
+        people = cx[(cx["cardinality"] == "1:1") & (cx["category"] == "person")]
+        pk = [{c["kind"] for c in _program(p)} for p in people["program"]]
+        self.c["people"] += len(pk)
+        self.c["people_inst"] += sum(bool(k & INSTANCE_KINDS) for k in pk)
+        one = pos[(pos["cardinality"] == "1:1") & pos["tier"].isin(["simple", "complex"])]
+        rel = [any(c["kind"] in ("relation", "not_relation") for c in _program(p)) for p in one["program"]]
+        self.c["one"] += len(rel)
+        self.c["one_rel"] += sum(rel)
+        per_image = facts.groupby("image_id").size()
+        crowded = one["image_id"].map(per_image).fillna(0) >= 2
+        self.c["one_f"] += int(crowded.sum())
+        self.c["one_f_rel"] += sum(r for r, k in zip(rel, crowded) if k)
+        self.facts_rows += len(facts)
+
+    def picks(self, sample: int, seed: int) -> dict[str, set]:
+        """Per tier, the instruction ids text_stats' seeded sample picks."""
+        import random
+
+        out = {}
+        for t in TIERS:
+            if not self.ids[t]:
+                continue
+            import numpy as np
+            ids = np.sort(np.concatenate(self.ids[t]))   # bytes order = the release's id order
+            n = len(ids)
+            rng = random.Random(seed)
+            out[t] = [ids[j].decode() for j in rng.sample(range(n), min(sample, n))]
+        return out
+
+    def result(self, picked_texts: dict[str, list[str]], sample: int) -> dict:
+        import numpy as np
+
+        from engine.lexicon import word_tokens
+        from engine.verify.language_stats import HUMAN_REFERENCE
+
+        tiers = {}
+        for t in TIERS:
+            if t not in self.present:
+                continue
+            if not self.ids[t]:
+                tiers[t] = {"n": 0}
+                continue
+            n = sum(len(a) for a in self.ids[t])
+            words = [word_tokens(x) for x in picked_texts[t]]
+            unigrams = [w for ws in words for w in ws]
+            bigrams = [b for ws in words for b in zip(ws, ws[1:])]
+            _, counts = np.unique(np.concatenate(self.hashes[t]), return_counts=True)
+            tiers[t] = {
+                "n": n,
+                "sampled": len(words),
+                "distinct_1": round(len(set(unigrams)) / max(1, len(unigrams)), 3),
+                "distinct_2": round(len(set(bigrams)) / max(1, len(bigrams)), 3),
+                "types": len(set(unigrams)),
+                "duplicate_share": round(int(counts[counts > 1].sum()) / n, 3),
+                "words_mean": round(self.words[t] / n, 2),
+            }
+        c = self.c
+        one, one_rel = (c["one_f"], c["one_f_rel"]) if self.facts_rows else (c["one"], c["one_rel"])
+        content = {"complex_kind_share": round(c["kind"] / max(1, c["cx"]), 3),
+                   "people_complex_n": c["people"],
+                   "people_complex_instance_share": round(c["people_inst"] / max(1, c["people"]), 3),
+                   "one_to_one_n": one, "one_to_one_related_share": round(one_rel / max(1, one), 3)}
+        return {"sample": sample, "tiers": tiers, "content": content, "human": HUMAN_REFERENCE}
+
+
+def unit_quality_report(units, plan: PlanConfig, no_complex_categories: list[str] | None = None,
+                        categories: list[dict] | None = None) -> dict:
+    """`quality_report` over every unit of `units` (engine/release/units.py), read one unit at
+    a time: the same figures (tests/engine/test_report.py checks it), with counts, sets of
+    n-grams and per-instruction ids and hashes kept instead of the release's tables."""
+    from engine.verify.language_stats import SAMPLE
+
+    n_acc = n_rej = n_images = n_eligible = n_excluded = 0
+    cover = {t: 0 for t in TIERS}
+    cover1 = {t: 0 for t in TIERS}
+    groups = {k: Counter() for k in ("tier", "cardinality", "tier_subtype", "tier_cardinality", "tier_category")}
+    words_sum, words_n = Counter(), Counter()
+    grams = {1: set(), 2: set()}
+    gram_total = {1: 0, 2: 0}
+    reasons, first_seen = Counter(), {}
+    lang = _LanguageTally()
+    for u in units.unit_ids():
+        instr = units.instructions(u, REPORT_INSTRUCTION_COLUMNS)
+        facts = units.facts(u, REPORT_FACT_COLUMNS)
+        acc, rej = instr[instr["accepted"]], instr[~instr["accepted"]]
+        n_acc, n_rej = n_acc + len(acc), n_rej + len(rej)
+        n_images += instr["image_id"].nunique()
+        rows = facts.to_dict("records")
+        eligible = eligible_ids(rows, plan)
+        big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
+        n_eligible += len(eligible)
+        n_excluded += len(big - eligible)
+        for tier in TIERS:
+            t = acc[acc["tier"] == tier]
+            cover[tier] += len(eligible & {i for ids in t["target_ids"] for i in ids})
+            cover1[tier] += len(eligible & {ids[0] for ids in t[t["cardinality"] == "1:1"]["target_ids"]})
+        groups["tier"].update(acc["tier"])
+        groups["cardinality"].update(acc["cardinality"])
+        groups["tier_subtype"].update(zip(acc["tier"], acc["subtype"]))
+        groups["tier_cardinality"].update(zip(acc["tier"], acc["cardinality"]))
+        groups["tier_category"].update(zip(acc["tier"], acc["category"]))
+        for tier, text in zip(acc["tier"], acc["text"]):
+            k = len(text.split())
+            words_sum[None] += k
+            words_sum[tier] += k
+            words_n[tier] += 1
+        for n in (1, 2):
+            for text in acc["text"]:
+                w = normalise(text).split()
+                for i in range(len(w) - n + 1):
+                    grams[n].add(tuple(w[i:i + n]))
+                    gram_total[n] += 1
+        for iid, r in zip(rej["instruction_id"], rej["reject_reason"]):
+            key = _reason_key(r)
+            reasons[key] += 1
+            if key not in first_seen or iid < first_seen[key]:
+                first_seen[key] = iid
+        lang.add(acc, facts)
+    picks = lang.picks(SAMPLE, 0)
+    wanted = {i: t for t, ids in picks.items() for i in ids}
+    found: dict[str, str] = {}
+    if wanted:
+        for u in units.unit_ids():
+            instr = units.instructions(u, ["instruction_id", "text"])
+            for i, text in zip(instr["instruction_id"], instr["text"]):
+                if i in wanted:
+                    found[i] = text
+    texts = {t: [found[i] for i in ids] for t, ids in picks.items()}
+
+    def share(k: int) -> float:
+        return k / n_eligible if n_eligible else 0.0
+
+    def sorted_counts(c: Counter, key=lambda k: k) -> dict:
+        return {key(k): int(v) for k, v in sorted(c.items())}
+
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], first_seen[kv[0]]))[:15]
+    tiers_present = [t for t in TIERS if words_n[t]]
+    return {
+        "instructions": {"accepted": int(n_acc), "rejected": int(n_rej)},
+        "images": int(n_images),
+        "eligible_instances": n_eligible,
+        "excluded_beside_crowd": n_excluded,
+        "by_tier": sorted_counts(groups["tier"]),
+        "by_cardinality": sorted_counts(groups["cardinality"]),
+        "by_tier_subtype": sorted_counts(groups["tier_subtype"], lambda k: f"{k[0]}/{k[1]}"),
+        "by_tier_cardinality": sorted_counts(groups["tier_cardinality"], lambda k: f"{k[0]}/{k[1]}"),
+        "coverage": {t: share(cover[t]) for t in TIERS},
+        "coverage_1to1": {t: share(cover1[t]) for t in TIERS},
+        "words_per_instruction": {"mean": float(words_sum[None]) / n_acc if n_acc else 0.0,
+                                  **{t: float(words_sum[t]) / words_n[t] for t in tiers_present}},
+        "distinct_1": len(grams[1]) / gram_total[1] if gram_total[1] else 0.0,
+        "distinct_2": len(grams[2]) / gram_total[2] if gram_total[2] else 0.0,
+        "language": lang.result(texts, SAMPLE),
+        "rejection_reasons": dict(top),
+        "no_complex_tier_categories": sorted(no_complex_categories or []),
+        "categories": [{**c, "accepted": {t: int(groups["tier_category"][(t, c["category"])]) for t in TIERS}}
+                       for c in categories or []],
+    }

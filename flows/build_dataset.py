@@ -69,7 +69,7 @@ def build_dataset(source: list[str] | str, output: str, images: list[str] | str 
     msg = (f"release {info.release_id} {'was already published' if info.reused else 'published'} at {output}: "
            f"{rep['instructions']['accepted']} accepted instructions, {len(fan.run)}/{fan.units_total} units processed")
     summary = RunSummary("build-dataset", output, info.uri, info.release_id, not info.reused, fan.units_total,
-                         fan.run, fan.reused, len(data.quarantine), msg, rep, len(fan.workers))
+                         fan.run, fan.reused, data.n_quarantined, msg, rep, len(fan.workers))
     if trigger_training:
         summary.training = _trigger(info.uri, training_output(wd, info.release_id), training_overrides)
     publish_artifact(summary)

@@ -21,11 +21,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from engine import storage
-from engine.build import (UNIT_STAGE, Ingested, collect, default_workdir, engine_config, publish, release_fingerprint,
+from engine.build import (UNIT_STAGE, Ingested, default_workdir, engine_config, publish, release_fingerprint,
                           run_ingest, run_units_locally, sources_of)
 from engine.config import EngineConfig
 from engine.sources.ingest import SourceSpec
-from engine.report import REPORT_FACT_COLUMNS, report_markdown
+from engine.report import report_markdown
 from engine.version import code_version
 from engine.workdir import UnitStore
 from flows import progress
@@ -140,8 +140,8 @@ def ingest_task(sources: list[SourceSpec], cfg: EngineConfig, workdir: Path) -> 
     p = progress.current()
     p.start("ingest", note=", ".join(s.source_id for s in sources))
     data = run_ingest(sources, cfg, workdir)
-    p.finish("ingest", f"{len(data.images)} images, {len(data.instances)} instances, "
-                       f"{len(data.unit_ids())} units, {len(data.quarantine)} quarantined")
+    p.finish("ingest", f"{data.n_images} images, {data.n_instances} instances, "
+                       f"{len(data.unit_ids())} units, {data.n_quarantined} quarantined")
     return data
 
 
@@ -189,9 +189,7 @@ def publish_task(output: str, data: Ingested, store: UnitStore, cfg: EngineConfi
     """`previous`: the LATEST.json entry of the release before (its unchanged shards carry over)."""
     p = progress.current()
     p.start("release", note=output)
-    facts, instructions = collect(store, data.unit_ids(), REPORT_FACT_COLUMNS)
-    rep, info = publish(output, data, facts, instructions, cfg, sources,
-                        previous=previous["uri"] if previous else None)
+    rep, info = publish(output, data, store, cfg, sources, previous=previous["uri"] if previous else None)
     p.finish("release", f"{info.release_id}" + (" (already published)" if info.reused else ""))
     return rep, info
 

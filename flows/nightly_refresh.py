@@ -63,7 +63,7 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
         msg = (f"inputs and config unchanged since release {release_id} ({latest['uri']}): "
                f"nothing processed, nothing published")
         summary = RunSummary("nightly-refresh", output, latest["uri"], release_id, False, len(units), [], units,
-                             len(data.quarantine), msg, release_counts=counts)
+                             data.n_quarantined, msg, release_counts=counts)
         publish_artifact(summary)
         return summary.to_dict()
 
@@ -75,7 +75,7 @@ def nightly_refresh(source: list[str] | str, output: str, images: list[str] | st
     msg = (f"published release {info.release_id} at {target} (was: {before}); "
            f"{len(fan.run)} new or changed units processed, {len(fan.reused)} reused")
     summary = RunSummary("nightly-refresh", output, info.uri, info.release_id, not info.reused, fan.units_total,
-                         fan.run, fan.reused, len(data.quarantine), msg, rep, len(fan.workers))
+                         fan.run, fan.reused, data.n_quarantined, msg, rep, len(fan.workers))
     if trigger_training:
         from flows.build_dataset import trigger_training as start_training
 

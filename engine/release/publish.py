@@ -50,6 +50,7 @@ from engine import storage
 from engine.config import ReleaseConfig
 from engine.release import saco_export, sam3i_export
 from engine.release.streamed import MetaSpill
+from engine.release.units import FrameUnits
 from engine.report import md_text
 from engine.release.split import SPLITS, assign_splits
 from schemas.images import IMAGES
@@ -105,6 +106,13 @@ def release_id_for(inputs_fingerprint: str, cfg: ReleaseConfig, code_version: st
 
 
 def _check_references(images: pd.DataFrame, instances: pd.DataFrame, accepted: pd.DataFrame) -> None:
+    problems = _reference_problems(images, instances, accepted)
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ValueError("; ".join(problems[:10]) + more)
+
+
+def _reference_problems(images: pd.DataFrame, instances: pd.DataFrame, accepted: pd.DataFrame) -> list[str]:
     image_ids = set(images["image_id"])
     image_of = dict(zip(instances["instance_id"], instances["image_id"]))
     problems = []
@@ -118,9 +126,7 @@ def _check_references(images: pd.DataFrame, instances: pd.DataFrame, accepted: p
                 problems.append(f"{where} targets instance {t}, which is not an instance of image {row.image_id}")
         if (row.cardinality == "negative") != (len(row.target_ids) == 0):
             problems.append(f"{where}: cardinality {row.cardinality} with {len(row.target_ids)} target(s)")
-    if problems:
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise ValueError("; ".join(problems[:10]) + more)
+    return problems
 
 
 # ------------------------------------------------------------------ staging
@@ -141,24 +147,60 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _licences(used: pd.DataFrame) -> list[dict]:
-    """Images in the release per (source, licence), for the card's source list."""
-    cols = ["source_id", "license", "license_name", "license_url"]
-    keyed = used[cols].astype(object).where(used[cols].notna(), None)
-    rows = {}
+LICENCE_COLUMNS = ["source_id", "license", "license_name", "license_url"]
+
+
+def _licence_counts(used: pd.DataFrame) -> dict[tuple, int]:
+    """Images per (source, licence id, name, url), nulls as None."""
+    keyed = used[LICENCE_COLUMNS].astype(object).where(used[LICENCE_COLUMNS].notna(), None)
+    rows: dict[tuple, int] = {}
     for key in keyed.itertuples(index=False, name=None):
         rows[key] = rows.get(key, 0) + 1
-    return [dict(zip(cols, k), images=n) for k, n in sorted(rows.items(), key=lambda kv: [str(v) for v in kv[0]])]
+    return rows
 
 
-def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.ShardInfo],
+def _licence_rows(rows: dict[tuple, int]) -> list[dict]:
+    return [dict(zip(LICENCE_COLUMNS, k), images=n)
+            for k, n in sorted(rows.items(), key=lambda kv: [str(v) for v in kv[0]])]
+
+
+class _Tally:
+    """The value counts `_counts` takes from the manifest and rejected tables, added up one
+    unit at a time."""
+
+    FIELDS = ("tier", "cardinality", "subtype", "category", "split")
+
+    def __init__(self):
+        self.manifest = {f: {} for f in self.FIELDS}
+        self.tier_card: dict[str, dict] = {t: {} for t in TIERS}
+        self.reasons: dict = {}
+        self.instructions = self.rejected = 0
+
+    @staticmethod
+    def _add(d: dict, values) -> None:
+        for v in values:
+            if v is not None and not (isinstance(v, float) and v != v):   # value_counts drops nulls
+                d[v] = d.get(v, 0) + 1
+
+    def add(self, manifest: pd.DataFrame, rejected: pd.DataFrame) -> None:
+        self.instructions += len(manifest)
+        self.rejected += len(rejected)
+        for f in self.FIELDS:
+            self._add(self.manifest[f], manifest[f].tolist())
+        for t in TIERS:
+            self._add(self.tier_card[t], manifest.loc[manifest["tier"] == t, "cardinality"].tolist())
+        self._add(self.reasons, rejected["reject_reason"].tolist())
+
+
+def _vc(d: dict) -> dict:
+    return {str(k): int(v) for k, v in sorted(d.items())}
+
+
+def _counts(tally: _Tally, shards: list[shard.ShardInfo],
             sam3i_entries: dict[str, int], n_images: int, licences: list[dict] | None = None,
             sam3i_files: list[dict] | None = None, saco_entries: dict[str, int] | None = None,
             sam3i_excluded: int = 0) -> dict:
-    def vc(s: pd.Series) -> dict:
-        return {str(k): int(v) for k, v in sorted(s.value_counts().items())}
-
-    by_tier_card = {t: vc(manifest.loc[manifest["tier"] == t, "cardinality"]) for t in TIERS}
+    m = tally.manifest
     return {
         "images_in": n_images,
         "samples": {s: sum(x.nsamples for x in shards if x.split == s) for s in SPLITS},
@@ -167,15 +209,15 @@ def _counts(manifest: pd.DataFrame, rejected: pd.DataFrame, shards: list[shard.S
         "sam3i_excluded": sam3i_excluded,
         "sam3i_files": sam3i_files or [],
         "saco_entries": saco_entries or {},
-        "instructions": int(len(manifest)),
-        "by_split": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
-        "by_tier": {t: int((manifest["tier"] == t).sum()) for t in TIERS},
-        "by_cardinality": {c: int((manifest["cardinality"] == c).sum()) for c in CARDINALITIES},
-        "by_tier_cardinality": by_tier_card,
-        "by_subtype": vc(manifest["subtype"]),
-        "by_category": vc(manifest["category"]),
-        "rejected": int(len(rejected)),
-        "rejected_by_reason": vc(rejected["reject_reason"]) if len(rejected) else {},
+        "instructions": int(tally.instructions),
+        "by_split": {s: int(m["split"].get(s, 0)) for s in SPLITS},
+        "by_tier": {t: int(m["tier"].get(t, 0)) for t in TIERS},
+        "by_cardinality": {c: int(m["cardinality"].get(c, 0)) for c in CARDINALITIES},
+        "by_tier_cardinality": {t: _vc(tally.tier_card[t]) for t in TIERS},
+        "by_subtype": _vc(m["subtype"]),
+        "by_category": _vc(m["category"]),
+        "rejected": int(tally.rejected),
+        "rejected_by_reason": _vc(tally.reasons) if tally.rejected else {},
         "images_by_source_licence": licences or [],
     }
 
@@ -306,88 +348,166 @@ def previous_shards(uri: str | None) -> shard.Reuse | None:
     return offer.get if offer else None
 
 
-def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
-                  card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
-                  code_version: str, reuse: shard.Reuse | None = None, validated: bool = False) -> dict:
-    """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
-    `reuse` (previous_shards) offers an earlier release's shards to carry over. `validated`:
-    the caller built the three tables with their Tables' validation (the engine's own build
-    does), so they are not validated again (a copy of each, and seconds, per build)."""
-    if not validated:
-        images = IMAGES.validate(images)
-        instances = INSTANCES.validate(instances)
-        instructions = INSTRUCTIONS.validate(instructions)
-    accepted = instructions[instructions["accepted"]].sort_values("instruction_id", kind="stable")
-    rejected = instructions[~instructions["accepted"]].sort_values("instruction_id", kind="stable")
-    _check_references(images, instances, accepted)
+def _sam3i_ids(accepted: pd.DataFrame, sample_key: pd.Series, first_entry: dict[str, int]) -> list[int]:
+    """Each accepted instruction's SAM3-I entry id: its sample's first entry id plus the rank of
+    its target among the sample's targets (shard.target_groups orders them by target key)."""
+    tks = [shard.target_key(ids, c) for ids, c in zip(accepted["target_ids"], accepted["category"])]
+    per_image: dict[str, set] = {}
+    for i, tk in zip(accepted["image_id"], tks):
+        per_image.setdefault(i, set()).add(tk)
+    rank = {i: {tk: k for k, tk in enumerate(sorted(s))} for i, s in per_image.items()}
+    return [first_entry[key] + rank[i][tk] for i, tk, key in zip(accepted["image_id"], tks, sample_key)]
 
+
+def _write_tables(root: Path, units, plan: _Plan, first_entry: dict[str, int],
+                  shard_of_key: dict[str, str]) -> _Tally:
+    """manifest.parquet and rejected.parquet: each unit's rows sorted by instruction id into a
+    scratch file, then merged (engine/release/streamed.py), as if the whole tables were sorted."""
+    from engine.release.streamed import merge_sorted_parts, write_sorted_part
+
+    tmp = root / ".tables"
+    tmp.mkdir()
+    tally = _Tally()
+    parts: dict[str, list[Path]] = {"manifest": [], "rejected": []}
+    try:
+        for u in plan.units:
+            instr = units.instructions(u)
+            accepted, rejected = instr[instr["accepted"]], instr[~instr["accepted"]]
+            keys = plan.used.reindex(accepted["image_id"])
+            manifest = accepted.assign(split=keys["split"].to_numpy(), sample_key=keys["sample_key"].to_numpy())
+            img = units.images(u, ["image_id", "sha256"]).set_index("image_id")["sha256"]
+            manifest = manifest.assign(image_sha256=manifest["image_id"].map(img),
+                                       sam3i_id=_sam3i_ids(manifest, manifest["sample_key"], first_entry)
+                                       if len(manifest) else [])
+            manifest = manifest.assign(shard=manifest["sample_key"].map(shard_of_key))
+            manifest = MANIFEST.validate(manifest)
+            tally.add(manifest, rejected)
+            for name, table, df in (("manifest", MANIFEST, manifest), ("rejected", INSTRUCTIONS, rejected)):
+                if len(df):
+                    path = tmp / f"{name}-{len(parts[name]):06d}.arrow"
+                    write_sorted_part(path, table.to_arrow(df.reset_index(drop=True)))
+                    parts[name].append(path)
+        merge_sorted_parts(parts["manifest"], "instruction_id", root / "manifest.parquet", MANIFEST.arrow)
+        merge_sorted_parts(parts["rejected"], "instruction_id", root / "rejected.parquet", INSTRUCTIONS.arrow)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tally
+
+
+KEY_COLUMNS = ["image_id", "source_id", "orig_id", "file_name", "sha256", "unit_id"]
+
+
+@dataclass
+class _Plan:
+    """Per-image keys of the whole release (small: no rows, masks or texts): split, sample key
+    and unit rank of every image with an accepted instruction."""
+    n_images: int
+    units: list[str]                  # in rank order
+    unit_rank: dict[str, int]
+    used: pd.DataFrame                # image_id -> split, sample_key, split_order, unit_rank
+
+
+def _plan(units, cfg: ReleaseConfig) -> _Plan:
+    keys, used_ids = [], set()
+    for u in units.unit_ids():
+        keys.append(units.images(u, KEY_COLUMNS))
+        acc = units.instructions(u, ["image_id", "accepted"])
+        used_ids.update(acc.loc[acc["accepted"], "image_id"])
+    images = pd.concat(keys, ignore_index=True) if keys else IMAGES.empty()[KEY_COLUMNS]
     images = images.assign(split=assign_splits(images, cfg.val_fraction))
-    used = images[images["image_id"].isin(set(accepted["image_id"]))]
-    keys = shard.sample_keys(used["image_id"])
     # units in source order (by their first image's id): appended images land in the last units,
     # so with shard_by_unit the shards of earlier units stay as they were
     first = images.groupby("unit_id")[["source_id", "orig_id"]].min().sort_values(["source_id", "orig_id"])
-    unit_rank = {u: k for k, u in enumerate(first.index)} if cfg.shard_by_unit else {}
-    used = used.assign(sample_key=used["image_id"].map(keys), split_order=used["split"].map(SPLITS.index),
+    ranked = list(first.index)
+    unit_rank = {u: k for k, u in enumerate(ranked)} if cfg.shard_by_unit else {}
+    used = images[images["image_id"].isin(used_ids)]
+    skeys = shard.sample_keys(used["image_id"])
+    used = used.assign(sample_key=used["image_id"].map(skeys), split_order=used["split"].map(SPLITS.index),
                        unit_rank=used["unit_id"].map(unit_rank).fillna(0).astype(int))
-    used = used.sort_values(["split_order", "unit_rank", "sample_key"], kind="stable")
-    # rows grouped per image once, as plain tuples: per-image DataFrame work cost more than the rest
-    inst_by_image: dict[str, list] = {}
-    for r in instances.sort_values(["orig_id", "instance_id"]).itertuples(index=False):
-        inst_by_image.setdefault(r.image_id, []).append(r)
-    instr_by_image: dict[str, list] = {}
-    for r in accepted.sort_values("instruction_id", kind="stable").itertuples(index=False):
-        instr_by_image.setdefault(r.image_id, []).append(r)
-    # every sample's json goes to disk as it is planned; the exports read it back one sample
-    # at a time, so the release holds no per-sample dicts (engine/release/streamed.py)
+    ordered = ranked + sorted(set(units.unit_ids()) - set(ranked))   # units with instructions only
+    return _Plan(len(images), ordered, unit_rank,
+                 used.set_index("image_id")[["split", "sample_key", "split_order", "unit_rank"]])
+
+
+def _unit_accepted(units, u: str, plan: _Plan, check: bool):
+    """The unit's accepted and rejected instructions, its used images (with their keys) and
+    instances; references checked when `check`."""
+    instr = units.instructions(u)
+    accepted = instr[instr["accepted"]]
+    rejected = instr[~instr["accepted"]]
+    images = units.images(u)
+    instances = units.instances(u)
+    if check:
+        _check_references(images, instances, accepted)
+    used = images[images["image_id"].isin(plan.used.index)]
+    used = used.join(plan.used, on="image_id")
+    return accepted, rejected, used, instances
+
+
+def stage_release(root: Path, units, card: dict, cfg: ReleaseConfig, release_id: str, inputs_fingerprint: str,
+                  code_version: str, reuse: shard.Reuse | None = None, check_references: bool = True) -> dict:
+    """Write every release file under `root`; return the `_RELEASE.json` payload (not written).
+
+    `units` (engine/release/units.py) serves the images, instances and instructions one work
+    unit at a time, and the release holds one unit's rows at a time: every sample's json goes
+    to a scratch file as it is made, shards are planned from per-image keys and read it back,
+    and the manifest and rejected tables are written per unit, then merged by instruction id
+    in row groups. `reuse` (previous_shards) offers an earlier release's shards to carry over.
+    `check_references`: check each unit's accepted instructions against its images and
+    instances (the caller may have checked them already)."""
+    plan = _plan(units, cfg)
     spill = MetaSpill(root / ".samples.spill")
     seen = sam3i_export.CategorySeen()
+    licences: dict[tuple, int] = {}
+    index: list[tuple] = []   # per sample: order, then what planning and reading it needs
 
-    def load(img) -> Callable[[], bytes]:
+    def load(uri: str, sha: str, image_id: str, file_name: str) -> Callable[[], bytes]:
         def read() -> bytes:
-            data = _read_image(img.uri)
-            if hashlib.sha256(data).hexdigest() != img.sha256:
-                raise ValueError(f"{img.uri}: image {img.image_id} changed since ingest (sha256 differs)")
-            shard.image_extension(data, img.file_name)   # refuse formats the reader would refuse
+            data = _read_image(uri)
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise ValueError(f"{uri}: image {image_id} changed since ingest (sha256 differs)")
+            shard.image_extension(data, file_name)   # refuse formats the reader would refuse
             return data
         return read
 
     def samples() -> Iterator[shard.PlannedSample]:
-        # planned from the tables: an image is read only when its shard is written, not carried
-        for img in used.itertuples(index=False):
-            inst = inst_by_image.get(img.image_id, [])
-            meta = {
-                "image": shard.image_record(img, img.split, img.sample_key),
-                "instances": [shard.instance_record(r) for r in inst],
-                "targets": shard.target_groups(instr_by_image[img.image_id]),
-            }
-            seen.note(meta, (img.split_order, img.sample_key))
-            json_bytes = shard.encode_json(meta)
-            spill.add(img.split, img.sample_key, json_bytes)
-            yield shard.PlannedSample(img.split, img.sample_key, img.sha256, int(img.n_bytes),
-                                      json_bytes, load(img), group=img.unit_rank)
+        for order, split, key, group, offset, length, sha, nbytes, uri, image_id, file_name in sorted(index):
+            yield shard.PlannedSample(split, key, sha, nbytes, spill.read(offset, length),
+                                      load(uri, sha, image_id, file_name), group=group)
 
     with spill:
+        for u in plan.units:
+            accepted, _, used, instances = _unit_accepted(units, u, plan, check_references)
+            # rows grouped per image once, as plain tuples: per-image DataFrame work cost more than the rest
+            inst_by_image: dict[str, list] = {}
+            for r in instances.sort_values(["orig_id", "instance_id"]).itertuples(index=False):
+                inst_by_image.setdefault(r.image_id, []).append(r)
+            instr_by_image: dict[str, list] = {}
+            for r in accepted.itertuples(index=False):
+                instr_by_image.setdefault(r.image_id, []).append(r)
+            for k, n in _licence_counts(used).items():
+                licences[k] = licences.get(k, 0) + n
+            for img in used.itertuples(index=False):
+                meta = {
+                    "image": shard.image_record(img, img.split, img.sample_key),
+                    "instances": [shard.instance_record(r) for r in inst_by_image.get(img.image_id, [])],
+                    "targets": shard.target_groups(instr_by_image[img.image_id]),
+                }
+                seen.note(meta, (img.split_order, img.sample_key))
+                json_bytes = shard.encode_json(meta)
+                offset = spill.add(img.split, img.sample_key, json_bytes)
+                index.append(((img.split_order, img.unit_rank, img.sample_key), img.split, img.sample_key,
+                              img.unit_rank, offset, len(json_bytes), img.sha256, int(img.n_bytes), img.uri,
+                              img.image_id, img.file_name))
         shards = shard.write_planned(samples(), root, cfg.shard_max_count, cfg.shard_max_bytes, reuse=reuse)
+        del index
         shard_of_key = {k: s.path for s in shards for k in s.keys}
         categories = seen.table()
         # the exports list entries by sample key per split, however the shards are cut
         exported = sam3i_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories, release_id)
-        sam3i_id = exported["entry_of"]
         saco_entries, saco_hashes = saco_export.write_export(root, {s: spill.metas(s) for s in SPLITS}, categories)
 
-    img_cols = used.set_index("image_id")
-    manifest = accepted.assign(
-        split=accepted["image_id"].map(img_cols["split"]),
-        sample_key=accepted["image_id"].map(img_cols["sample_key"]),
-        image_sha256=accepted["image_id"].map(img_cols["sha256"]),
-        sam3i_id=accepted["instruction_id"].map(sam3i_id),
-    )
-    manifest = manifest.assign(shard=manifest["sample_key"].map(shard_of_key))
-    manifest = MANIFEST.validate(manifest)
-    pq.write_table(MANIFEST.to_arrow(manifest), root / "manifest.parquet")
-    pq.write_table(INSTRUCTIONS.to_arrow(rejected.reset_index(drop=True)), root / "rejected.parquet")
-
+    tally = _write_tables(root, units, plan, exported["first_entry"], shard_of_key)
     index = {
         "name": f"sam3i-{release_id}",
         "shardlist": [{"url": s.path, "nsamples": s.nsamples, "filesize": s.filesize, "sha256": s.sha256,
@@ -400,7 +520,7 @@ def stage_release(root: Path, images: pd.DataFrame, instances: pd.DataFrame, ins
                                      "sha256": s.sha256} for s in shards if s.split == split]}
         (root / f"index-{split}.json").write_bytes(json.dumps(wids_index, indent=1, sort_keys=True).encode())
 
-    counts = _counts(manifest, rejected, shards, exported["entries"], len(images), _licences(used),
+    counts = _counts(tally, shards, exported["entries"], plan.n_images, _licence_rows(licences),
                      exported["files"], saco_entries, exported["excluded"])
     (root / "README.md").write_text(render_card(card, counts, release_id), encoding="utf-8")
 
@@ -637,17 +757,30 @@ def _publish_s3(staging: Path, out_uri: str, payload: dict, cfg: ReleaseConfig, 
             f"the partial upload; run the build again to finish it.") from e
 
 
+def _frame_units(images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
+                 validated: bool) -> FrameUnits:
+    """Whole tables as units, checked once as a whole (the messages name the whole tables)."""
+    if not validated:
+        images = IMAGES.validate(images)
+        instances = INSTANCES.validate(instances)
+        instructions = INSTRUCTIONS.validate(instructions)
+    _check_references(images, instances, instructions[instructions["accepted"]])
+    return FrameUnits(images, instances, instructions)
+
+
 def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, instructions: pd.DataFrame,
                   card: dict, cfg: ReleaseConfig, inputs_fingerprint: str, code_version: str,
                   on_published: Callable[[str], None] | None = None, previous: str | None = None,
-                  validated: bool = False) -> ReleaseInfo:
+                  validated: bool = False, units=None) -> ReleaseInfo:
     """Write a release to `out_uri` (local folder or s3:// prefix) and publish it atomically.
 
     `previous` names an earlier local release: each shard whose samples are unchanged is
     hard-linked (or copied) from it with its recorded checksum instead of being written.
 
     `on_published(relative_path)` is called after each file reaches its place (tests use it to
-    interrupt a publish). `validated`: see stage_release."""
+    interrupt a publish). The inputs are the three tables (validated here unless `validated`:
+    the caller built them with their Tables' validation), or `units` (engine/release/units.py:
+    a build's work directory, read one unit at a time; the tables are then None)."""
     on_published = on_published or (lambda rel: None)
     out_uri = str(out_uri).rstrip("/")
     release_id = release_id_for(inputs_fingerprint, cfg, code_version)
@@ -666,9 +799,10 @@ def build_release(out_uri: str, images: pd.DataFrame, instances: pd.DataFrame, i
         staging = Path(tempfile.mkdtemp(prefix=f".{Path(out_uri).name}.staging-", dir=parent))
         staging.chmod(0o755)  # mkdtemp's 0700 would become the published folder's mode
         try:
-            payload = stage_release(staging, images, instances, instructions, card, cfg, release_id,
-                                    inputs_fingerprint, code_version, reuse=previous_shards(previous),
-                                    validated=validated)
+            if units is None:
+                units = _frame_units(images, instances, instructions, validated)
+            payload = stage_release(staging, units, card, cfg, release_id, inputs_fingerprint, code_version,
+                                    reuse=previous_shards(previous), check_references=not isinstance(units, FrameUnits))
             if storage.is_s3(out_uri):
                 _publish_s3(staging, out_uri, payload, cfg, on_published)
             else:

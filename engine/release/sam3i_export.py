@@ -259,20 +259,20 @@ def hydra_yaml(rows: list[dict], release_id: str) -> str:
 def write_export(root, metas_by_split: dict[str, Iterable[dict]], categories: list[dict], release_id: str) -> dict:
     """Write `sam3i/` under the staging root, entry by entry (engine/release/streamed.py: the
     files are byte-identical to `dumps` of export_files' dicts, and hashed while written).
-    Returns {"entry_of": instruction id -> entry id, "entries": {split: count}, "files": rows,
+    Returns {"first_entry": sample key -> id of its first entry (its targets' entries follow in
+    target-key order; per sample, not per instruction, so it stays small), "entries": {split: count}, "files": rows,
     "excluded": count, "hashes": {relative path: {"sha256", "size"}}}."""
     from engine.release.streamed import CocoWriter, write_hashed
 
     root = Path(root)
     writers: dict[tuple[str, str, str], CocoWriter] = {}
-    entry_of: dict[str, int] = {}
+    first_entry: dict[str, int] = {}
     counts = {s: 0 for s in SPLITS}
     excluded: list[dict] = []
     try:
         for e in iter_entries(metas_by_split, categories):
             counts[e.split] += 1
-            for iid in e.instruction_ids:
-                entry_of[iid] = e.image["id"]
+            first_entry.setdefault(e.image["sample_key"], e.image["id"])
             if e.excluded is not None:
                 excluded.append({"id": e.image["id"], "split": e.split, "sample_key": e.image["sample_key"],
                                  "target_key": e.image["target_key"], "reason": e.excluded})
@@ -312,4 +312,4 @@ def write_export(root, metas_by_split: dict[str, Iterable[dict]], categories: li
     for name, data in small.items():
         sha, size = write_hashed(base / name, data)
         hashes[f"{EXPORT_DIR}/{name}"] = {"sha256": sha, "size": size}
-    return {"entry_of": entry_of, "entries": counts, "files": rows, "excluded": len(excluded), "hashes": hashes}
+    return {"first_entry": first_entry, "entries": counts, "files": rows, "excluded": len(excluded), "hashes": hashes}

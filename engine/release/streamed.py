@@ -33,11 +33,14 @@ class MetaSpill:
         self._index: dict[str, list[tuple[str, int, int]]] = {}
         self._end = 0
 
-    def add(self, split: str, key: str, json_bytes: bytes) -> None:
-        self._f.seek(self._end)
+    def add(self, split: str, key: str, json_bytes: bytes) -> int:
+        """Append a sample's json; returns its offset (for `read`)."""
+        offset = self._end
+        self._f.seek(offset)
         self._f.write(json_bytes)
-        self._index.setdefault(split, []).append((key, self._end, len(json_bytes)))
+        self._index.setdefault(split, []).append((key, offset, len(json_bytes)))
         self._end += len(json_bytes)
+        return offset
 
     def metas(self, split: str) -> Iterator[dict]:
         """The split's samples as dicts, in sample-key order."""
@@ -45,6 +48,12 @@ class MetaSpill:
         for _, offset, length in sorted(self._index.get(split, [])):
             self._f.seek(offset)
             yield json.loads(self._f.read(length))
+
+    def read(self, offset: int, length: int) -> bytes:
+        """One sample's json bytes, as added."""
+        self._f.flush()
+        self._f.seek(offset)
+        return self._f.read(length)
 
     def reader(self, split: str) -> Callable[[], Iterator[dict]]:
         return lambda: self.metas(split)
@@ -114,3 +123,73 @@ def write_hashed(path: str | Path, data: bytes) -> tuple[str, int]:
     Path(path).write_bytes(data)
     return hashlib.sha256(data).hexdigest(), len(data)
 
+
+
+MERGE_BATCH_ROWS = 128   # rows per batch of the sorted parts (one batch per part is held while merging)
+
+
+def write_sorted_part(path: str | Path, table) -> None:
+    """One part for merge_sorted_parts: an Arrow IPC file in small batches, so the merge reads
+    one batch of it at a time (a parquet reader holds ~1.5 MB per open file, which grows with
+    the number of parts)."""
+    import pyarrow as pa
+
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=MERGE_BATCH_ROWS):
+            writer.write_batch(batch)
+
+
+def merge_sorted_parts(paths: list[Path], key: str, out: str | Path, schema, row_group_rows: int = 4096) -> int:
+    """K-way merge of parts (write_sorted_part), each sorted by the unique string column `key`,
+    into one parquet file sorted by it, written in row groups of `row_group_rows`. Held at a
+    time: one batch per part and the row group being assembled, never the whole table.
+    Returns the rows written; ValueError on a repeated key."""
+    import heapq
+    import itertools
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    held: dict[int, pa.RecordBatch] = {}     # batch number -> batch, for the pending rows and the readers
+    current: dict[int, int] = {}             # part -> the batch number it is reading
+    pending: list[tuple[int, int]] = []      # (batch number, row) of the row group being assembled
+    serial = itertools.count()
+
+    def rows(k: int, path: Path):
+        with pa.OSFile(str(path), "rb") as f:
+            reader = pa.ipc.open_file(f)
+            for j in range(reader.num_record_batches):
+                batch = reader.get_batch(j)
+                b = next(serial)
+                held[b] = batch
+                current[k] = b
+                for i, v in enumerate(batch.column(key).to_pylist()):
+                    yield v, b, i
+        current.pop(k, None)
+
+    n, last = 0, None
+    with pq.ParquetWriter(str(out), schema) as writer:
+        def flush():
+            used = list(dict.fromkeys(b for b, _ in pending))
+            offset, start = {}, 0
+            for b in used:
+                offset[b], start = start, start + held[b].num_rows
+            table = pa.Table.from_batches([held[b] for b in used]).replace_schema_metadata(None)
+            writer.write_table(table.take(pa.array([offset[b] + i for b, i in pending], pa.int64())).cast(schema))
+            pending.clear()
+            keep = set(current.values())
+            for b in [b for b in held if b not in keep]:
+                del held[b]
+        for v, b, i in heapq.merge(*(rows(k, p) for k, p in enumerate(paths)), key=lambda t: t[0]):
+            if v == last:
+                raise ValueError(f"{key} {v!r} appears twice")
+            last = v
+            pending.append((b, i))
+            n += 1
+            if len(pending) >= row_group_rows:
+                flush()
+        if pending:
+            flush()
+        if n == 0:
+            writer.write_table(schema.empty_table())
+    return n

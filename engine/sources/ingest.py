@@ -854,3 +854,98 @@ def ingest(sources: list[SourceSpec], cfg: IngestConfig | None = None, cache: Im
         instances=instances,
         quarantine=QUARANTINE.from_records(quarantine_rows),
     )
+
+
+# ---------------------------------------------------------------- ingest into a work directory
+
+SUMMARY = "summary.json"
+UNITS_DIR = "units"
+
+
+def inputs_fingerprint(images: pd.DataFrame, instances: pd.DataFrame) -> str:
+    """What the images and instances are: each image's hash, each instance's category, crowd
+    flag and mask (a release id hashes it)."""
+    h = hashlib.sha256()
+    for row in images.sort_values("image_id")[["image_id", "sha256"]].itertuples(index=False):
+        h.update(f"{row.image_id}:{row.sha256};".encode())
+    for row in instances.sort_values("instance_id")[["instance_id", "category", "rle", "iscrowd"]].itertuples(index=False):
+        h.update(f"{row.instance_id}:{row.category}:{row.iscrowd}:{row.rle};".encode())
+    return h.hexdigest()
+
+
+def unit_paths(out_dir: str | Path, unit_id: str) -> dict[str, Path]:
+    """Where `ingest_to_dir` writes one unit's images and instances tables."""
+    return {name: Path(out_dir) / UNITS_DIR / name / f"{unit_id}.parquet" for name in ("images", "instances")}
+
+
+def write_units(result: IngestResult, out_dir: str | Path) -> list[str]:
+    """Each unit's images and instances in files of their own: a driver reads one unit at a
+    time and never holds the whole tables (issue 16). Returns the unit ids, sorted."""
+    images, instances = result.images, result.instances
+    unit_of = dict(zip(images["image_id"], images["unit_id"]))
+    inst_units = instances["image_id"].map(unit_of)
+    inst_by_unit = dict(tuple(instances.groupby(inst_units, sort=False))) if len(instances) else {}
+    units = sorted(images["unit_id"].unique())
+    for unit_id, imgs in images.groupby("unit_id", sort=True):
+        paths = unit_paths(out_dir, unit_id)
+        write_table(paths["images"], IMAGES, imgs.reset_index(drop=True))
+        inst = inst_by_unit.get(unit_id, instances.iloc[:0])
+        write_table(paths["instances"], INSTANCES, inst.reset_index(drop=True))
+    return units
+
+
+def summarise(result: IngestResult, units: list[str]) -> dict:
+    """What a driver needs of the whole ingest without its tables: counts, unit ids, the inputs
+    fingerprint, the (source, category, supercategory) pairs in first-seen order (the card's
+    category and negatives sections), and the quarantine counted per source and reason."""
+    q: dict[str, dict[str, int]] = {}
+    for (sid, reason), n in result.quarantine.groupby(["source_id", "reason"]).size().items():
+        q.setdefault(sid, {})[reason] = int(n)
+    pairs = result.instances[["source_id", "category", "supercategory"]].drop_duplicates()
+    return {"images": int(len(result.images)), "instances": int(len(result.instances)),
+            "quarantined": int(len(result.quarantine)), "units": units,
+            "sources_with_images": sorted(set(result.images["source_id"])),
+            "inputs_fingerprint": inputs_fingerprint(result.images, result.instances),
+            "category_pairs": pairs.values.tolist(), "quarantine": q}
+
+
+def ingest_to_dir(sources: list[SourceSpec], cfg: IngestConfig, out_dir: str | Path,
+                  cache_path: str | Path | None = None) -> dict:
+    """Ingest, then write the whole tables (for inspection), each unit's tables and the summary
+    (`summary.json`, written last: its presence says the rest is complete). Returns the summary."""
+    cache = ImageCache(cache_path)
+    res = ingest(sources, cfg, cache=cache)
+    cache.save()
+    out = Path(out_dir)
+    (out / SUMMARY).unlink(missing_ok=True)
+    write_tables(res, out)
+    import shutil
+    shutil.rmtree(out / UNITS_DIR, ignore_errors=True)   # units of an earlier ingest
+    summary = summarise(res, write_units(res, out))
+    from engine.storage import write_bytes
+    write_bytes(str(out / SUMMARY), json.dumps(summary, sort_keys=True).encode())
+    return summary
+
+
+def _child_main(argv: list[str]) -> int:
+    """`python -m engine.sources.ingest JOB.json`: ingest_to_dir in a process of its own (the
+    driver's `engine.build.run_ingest`), so the parsed sources and per-image outcomes die with
+    it; an IngestError goes back as {"error": message} in the job's result file."""
+    # run as __main__, this module's classes are not the ones the readers import and raise
+    from engine.sources import ingest as mod
+
+    job = json.loads(Path(argv[0]).read_text())
+    result = Path(job["result"])
+    try:
+        mod.ingest_to_dir([mod.SourceSpec(**s) for s in job["sources"]], IngestConfig(**job["cfg"]),
+                          job["out_dir"], job.get("cache"))
+        result.write_text(json.dumps({"ok": True}))
+    except mod.IngestError as e:
+        result.write_text(json.dumps({"error": str(e), "type": type(e).__name__}))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_child_main(sys.argv[1:]))

@@ -13,7 +13,7 @@ from engine.workdir import UnitStore, read_table
 from schemas.facts import FACTS
 from schemas.instructions import INSTRUCTIONS
 
-COCO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco-sample"
+from tests.release_data import COCO_SAMPLE as COCO  # noqa: E402  (honours SAM3I_SAMPLE_DATA)
 
 
 @pytest.fixture(scope="module")
