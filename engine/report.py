@@ -63,16 +63,22 @@ def _distinct_n(texts: list[str], n: int) -> float:
 REPORT_FACT_COLUMNS = ("instance_id", "image_id", "category", "iscrowd", "area", "area_frac", "unmarked_kin")
 
 
+def _eligible(rows: list[dict], plan: PlanConfig) -> tuple[set[str], int, int]:
+    """(eligible instance ids, how many more sit beside a crowd region of their category, how
+    many more lie in a pile with unmarked look-alikes): a pile is not marked in full, so none of
+    it is a target (engine.scene.unmarked)."""
+    eligible = eligible_ids(rows, plan)
+    piles = {f["instance_id"] for f in rows if f.get("unmarked_kin")} & eligible
+    big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
+    return eligible - piles, len(big - eligible), len(piles)
+
+
 def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanConfig,
                    no_complex_categories: list[str] | None = None, categories: list[dict] | None = None) -> dict:
     acc = instructions[instructions["accepted"]]
     rej = instructions[~instructions["accepted"]]
     rows = facts[[c for c in REPORT_FACT_COLUMNS if c in facts.columns]].to_dict("records")
-    eligible = eligible_ids(rows, plan)
-    # a pile with unmarked look-alikes is not marked in full: no target there (engine.scene.unmarked)
-    in_piles = {f["instance_id"] for f in rows if f.get("unmarked_kin")} & eligible
-    eligible -= in_piles
-    big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)} - in_piles
+    eligible, beside_crowd, in_piles = _eligible(rows, plan)
     coverage, coverage_1to1 = {}, {}
     for tier in TIERS:
         t = acc[acc["tier"] == tier]
@@ -88,8 +94,8 @@ def quality_report(instructions: pd.DataFrame, facts: pd.DataFrame, plan: PlanCo
         "instructions": {"accepted": int(len(acc)), "rejected": int(len(rej))},
         "images": int(instructions["image_id"].nunique()),
         "eligible_instances": len(eligible),
-        "excluded_beside_crowd": len(big - eligible),
-        "excluded_unmarked_kin": len(in_piles),
+        "excluded_beside_crowd": beside_crowd,
+        "excluded_unmarked_kin": in_piles,
         "by_tier": acc.groupby("tier").size().to_dict(),
         "by_cardinality": acc.groupby("cardinality").size().to_dict(),
         "by_tier_subtype": {f"{a}/{b}": int(n) for (a, b), n in acc.groupby(["tier", "subtype"]).size().items()},
@@ -328,7 +334,7 @@ def unit_quality_report(units, plan: PlanConfig, no_complex_categories: list[str
     n-grams and per-instruction ids and hashes kept instead of the release's tables."""
     from engine.verify.language_stats import SAMPLE
 
-    n_acc = n_rej = n_images = n_eligible = n_excluded = 0
+    n_acc = n_rej = n_images = n_eligible = n_excluded = n_piles = 0
     cover = {t: 0 for t in TIERS}
     cover1 = {t: 0 for t in TIERS}
     groups = {k: Counter() for k in ("tier", "cardinality", "tier_subtype", "tier_cardinality", "tier_category")}
@@ -344,10 +350,10 @@ def unit_quality_report(units, plan: PlanConfig, no_complex_categories: list[str
         n_acc, n_rej = n_acc + len(acc), n_rej + len(rej)
         n_images += instr["image_id"].nunique()
         rows = facts.to_dict("records")
-        eligible = eligible_ids(rows, plan)
-        big = {f["instance_id"] for f in rows if not f["iscrowd"] and big_enough(f, plan)}
+        eligible, beside_crowd, in_piles = _eligible(rows, plan)
         n_eligible += len(eligible)
-        n_excluded += len(big - eligible)
+        n_excluded += beside_crowd
+        n_piles += in_piles
         for tier in TIERS:
             t = acc[acc["tier"] == tier]
             cover[tier] += len(eligible & {i for ids in t["target_ids"] for i in ids})
@@ -398,6 +404,7 @@ def unit_quality_report(units, plan: PlanConfig, no_complex_categories: list[str
         "images": int(n_images),
         "eligible_instances": n_eligible,
         "excluded_beside_crowd": n_excluded,
+        "excluded_unmarked_kin": n_piles,
         "by_tier": sorted_counts(groups["tier"]),
         "by_cardinality": sorted_counts(groups["cardinality"]),
         "by_tier_subtype": sorted_counts(groups["tier_subtype"], lambda k: f"{k[0]}/{k[1]}"),

@@ -117,4 +117,5 @@ class FrameUnits(ReleaseUnits):
         return _cols(df.sort_values("instruction_id", kind="stable").reset_index(drop=True), columns)
 
     def facts(self, unit_id, columns):
-        return self._facts.get(unit_id, self._empty[3])[list(columns)].reset_index(drop=True)
+        df = self._facts.get(unit_id, self._empty[3])
+        return df[[c for c in columns if c in df.columns]].reset_index(drop=True)

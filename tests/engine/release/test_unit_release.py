@@ -100,6 +100,7 @@ def test_several_units_of_rule_made_instructions_give_the_whole_tables_report():
     instr["unit_id"] = instr["image_id"].map(dict(zip(images["image_id"], images["unit_id"])))
     facts = instances.assign(area_frac=instances["area"] / 300000.0)[["instance_id", "image_id", "category",
                                                                       "iscrowd", "area", "area_frac"]]
+    facts = facts.assign(unmarked_kin=[k % 7 == 0 for k in range(len(facts))])   # some in piles
     from engine.config import PlanConfig
     plan = PlanConfig()
     units = FrameUnits(images, instances, instr, facts)
