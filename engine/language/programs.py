@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance",
@@ -78,7 +79,9 @@ class Program:
         return [c.to_json() for c in self.constraints]
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        # json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")), from each
+        # constraint's text kept once (the planner sorts and names thousands of programs)
+        return "[" + ",".join(_constraint_text(c) for c in self.constraints) + "]"
 
     @staticmethod
     def from_json(data: Iterable[Mapping]) -> "Program":
@@ -87,6 +90,11 @@ class Program:
     @staticmethod
     def loads(text: str) -> "Program":
         return Program.from_json(json.loads(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _constraint_text(c: Constraint) -> str:
+    return json.dumps(c.to_json(), sort_keys=True, separators=(",", ":"))
 
 
 def P(*constraints: Constraint) -> Program:

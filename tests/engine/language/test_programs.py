@@ -65,3 +65,12 @@ def test_program_json_round_trip():
     p = P(C("category", "dog"), C("relation", rel="on", obj=P(C("category", "bench"), C("color", "brown"))),
           C("ordinal", "left:2"))
     assert Program.loads(p.dumps()) == p
+
+
+def test_dumps_is_the_sorted_compact_json_of_the_program():
+    import json
+    nested = P(C("category", "dog"), C("relation", rel="next_to", obj=P(C("category", "bench"), C("position", "left"))),
+               C("not_relation", rel="holding", obj=P(C("category", 'cup "x" é'))), C("ordinal", "left:2"), C("count", 3))
+    for p in (P(), P(C("category", "dog")), nested):
+        assert p.dumps() == json.dumps(p.to_json(), sort_keys=True, separators=(",", ":"))
+        assert Program.loads(p.dumps()) == p
