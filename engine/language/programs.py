@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable, Mapping
 
+from engine.records import records as frame_records
+
 FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance",
                 "garment", "posture")   # garment / posture: people only (engine.language.people)
 # negation: "not_relation" keeps the instances with no such relation to any object the program
@@ -127,7 +129,7 @@ class Scene:
     def from_tables(image_id: str, facts, relations=None, affordances=None) -> "Scene":
         # the image's rows picked from python records, not by a boolean mask of the frame: the
         # build hands over each image's rows already, and pandas' per-call cost was most of it
-        records = _records(facts)
+        records = frame_records(facts)
         if "image_id" in facts:
             records = [r for r in records if r["image_id"] == image_id]
         inst = {r["instance_id"]: r for r in records}
@@ -139,16 +141,6 @@ class Scene:
 
     def categories(self) -> set[str]:
         return {f["category"] for f in self.instances.values()}
-
-
-def _records(frame) -> list[dict]:
-    """frame.to_dict("records"), a column at a time (Series.tolist gives the same python
-    scalars; a few times faster on the small per-image frames). Object columns, whose numpy
-    scalars to_dict unboxes, take pandas' own path."""
-    if frame.columns.has_duplicates or any(d == object for d in frame.dtypes) or not len(frame.columns):
-        return frame.to_dict("records")
-    cols = list(frame.columns)
-    return [dict(zip(cols, vals)) for vals in zip(*(c.tolist() for _, c in frame.items()))]
 
 
 def _filter(c: Constraint, ids: set[str], scene: Scene) -> set[str]:
