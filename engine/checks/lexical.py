@@ -157,6 +157,9 @@ class LexicalChecker:
         self.vocab = dict(_CLOSED)
         self._add_lexicon(self.lexicon)
         self.max_len = max(len(k) for k in self.vocab)
+        # the last scene's extra words: every text of one image is checked against the same
+        # scene object, and building them was most of a check's time
+        self._scene_words: tuple[Scene, dict] | None = None
 
     # ---- vocabulary --------------------------------------------------------------------------
     def _add_lexicon(self, lex: Lexicon) -> None:
@@ -255,6 +258,12 @@ class LexicalChecker:
             number = next(iter(numbers)) if len(numbers) == 1 else None
             self.vocab[form] = [Tok("AFF", key, number, " ".join(form))]
 
+    def _scene_vocab_of(self, scene: Scene) -> dict[tuple[str, ...], list[Tok]]:
+        last = self._scene_words
+        if last is None or last[0] is not scene:
+            last = self._scene_words = (scene, self._scene_vocab(scene))
+        return last[1]
+
     def _scene_vocab(self, scene: Scene) -> dict[tuple[str, ...], list[Tok]]:
         """Words the lexicon lacks but the scene uses: unknown categories (present, or in the
         source's vocabulary), their supercategories, and colour values. A supercategory word
@@ -289,7 +298,7 @@ class LexicalChecker:
 
     # ---- step 1: tokens ----------------------------------------------------------------------
     def tokenize(self, text: str, scene: Scene | None = None) -> list[Tok]:
-        extra = self._scene_vocab(scene) if scene is not None else {}
+        extra = self._scene_vocab_of(scene) if scene is not None else {}
         words = word_tokens(text)
         max_len = max([self.max_len] + [len(k) for k in extra])
         out: list[Tok] = []

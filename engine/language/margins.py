@@ -220,43 +220,20 @@ def _close(scene: Scene, i: str, o: str) -> bool:
     return max(ax0, bx0) - min(ax1, bx1) < CLOSE_GAP and max(ay0, by0) - min(ay1, by1) < CLOSE_GAP
 
 
-def _pair_verdicts(scene: Scene, rel: str):
-    """_relation(scene, i, rel, o), each pair computed once per constraint (the sure and the
-    maybe sets ask about the same pairs)."""
-    memo: dict[tuple[str, str], tuple[bool, bool]] = {}
-
-    def verdict(i: str, o: str) -> tuple[bool, bool]:
-        got = memo.get((i, o))
-        if got is None:
-            got = memo[(i, o)] = _relation(scene, i, rel, o)
-        return got
-    return verdict
-
-
-def _filter(c: Constraint, sure: set[str], maybe: set[str], scene: Scene,
-            small: float, large: float) -> tuple[set[str], set[str]]:
-    if c.kind == "not_relation":
-        # sure: no object the reader might take it to relate to; maybe: none it surely relates to
-        obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
-        rel = _pair_verdicts(scene, c.rel)
-        s = {i for i in sure if not any(rel(i, o)[1] for o in obj_maybe if o != i)}
-        m = {i for i in maybe if not any(rel(i, o)[0] for o in obj_sure if o != i)}
-        return s, m
-    if c.kind in ("category", "supercategory", "affordance"):
-        exact = evaluate(Program((c,)), scene)
-        return sure & exact, maybe & exact
-    if c.kind == "relation":
-        obj_sure, obj_maybe = evaluate_with_margin(c.obj, scene, small, large)
-        rel = _pair_verdicts(scene, c.rel)
-        s = {i for i in sure if any(rel(i, o)[0] for o in obj_sure if o != i)}
-        m = {i for i in maybe if any(rel(i, o)[1] for o in obj_maybe if o != i)}
-        return s, m
+def _judge(c: Constraint, small: float, large: float):
+    """The per-instance (sure, maybe) verdict of a constraint read from the fact row alone."""
+    if c.kind == "position":
+        return lambda f: _position(f, c.value)
+    if c.kind == "color":
+        return lambda f: _color(f, c.value)
+    if c.kind == "size":
+        return lambda f: _size(f, c.value, small, large)
     from engine.language.people import garment_margin, posture_margin
-    judge = {"position": lambda f: _position(f, c.value), "color": lambda f: _color(f, c.value),
-             "size": lambda f: _size(f, c.value, small, large),
-             "garment": lambda f: garment_margin(f, c.value), "posture": lambda f: posture_margin(f, c.value)}[c.kind]
-    verdicts = {i: judge(scene.instances[i]) for i in maybe}
-    return {i for i in sure if verdicts[i][0]}, {i for i in maybe if verdicts[i][1]}
+    if c.kind == "garment":
+        return lambda f: garment_margin(f, c.value)
+    if c.kind == "posture":
+        return lambda f: posture_margin(f, c.value)
+    raise AssertionError(c.kind)
 
 
 def _clearly_apart(a: dict, b: dict, coord: str, axis: int, reverse: bool) -> bool:
@@ -343,20 +320,6 @@ def _select(c: Constraint, sure: set[str], maybe: set[str], scene: Scene) -> tup
     return ({pick}, {pick}) if pick is not None else (set(), ids)
 
 
-def evaluate_with_margin(program: Program, scene: Scene, small: float = 0.01,
-                         large: float = 0.10) -> tuple[set[str], set[str]]:
-    """(sure, maybe): the instances a viewer would surely select, and those one might.
-    `small` / `large` are the facts' size-label thresholds (FactsConfig.small_frac / large_frac)."""
-    sure, maybe = set(scene.instances), set(scene.instances)
-    for c in program:
-        if c.kind in FILTER_KINDS:
-            sure, maybe = _filter(c, sure, maybe, scene, small, large)
-    for c in program:
-        if c.kind not in FILTER_KINDS:
-            sure, maybe = _select(c, sure, maybe, scene)
-    return sure, maybe
-
-
 def _central_height(f: dict) -> bool:
     """Said alone, "in the centre" is the middle of the picture: the object's centroid lies in
     the central band and its extent reaches well across the frame's horizontal middle line."""
@@ -367,22 +330,116 @@ def _central_height(f: dict) -> bool:
     return y1 <= y0 or y0 + reach <= 0.5 <= y1 - reach
 
 
+class Margins:
+    """Programs evaluated with margins over one scene, every partial result kept.
+
+    Every filter narrows the sets by intersection with what it says of each instance, and the
+    answer for an instance depends only on the scene. The planner asks about the same heads,
+    atoms and related-object programs thousands of times per image (each candidate program
+    shares most of its constraints with others), so here each instance's verdict per
+    constraint, each pair's per relation, the sets after each filter prefix and each program's
+    result are computed once. The answers equal evaluating afresh; use one per scene while the
+    scene does not change (the planner keeps one per `plan` call)."""
+
+    def __init__(self, scene: Scene, small: float = 0.01, large: float = 0.10):
+        self.scene, self.small, self.large = scene, small, large
+        everyone = frozenset(scene.instances)
+        self._prefixes: dict[tuple, tuple[frozenset, frozenset]] = {(): (everyone, everyone)}
+        self._programs: dict[tuple, tuple[frozenset, frozenset]] = {}
+        self._exact: dict[Constraint, set[str]] = {}
+        self._verdicts: dict[Constraint, dict] = {}      # judged kinds: instance -> (sure, maybe)
+        self._related: dict[tuple, dict] = {}            # (relation constraint, which) -> instance -> bool
+        self._pairs: dict[str, dict] = {}                # relation -> (i, o) -> (sure, maybe)
+
+    def evaluate(self, program: Program) -> tuple[frozenset, frozenset]:
+        """(sure, maybe), as `evaluate_with_margin` (frozen: the results are shared)."""
+        key = program.constraints
+        got = self._programs.get(key)
+        if got is None:
+            sure, maybe = self._filtered(tuple(c for c in key if c.kind in FILTER_KINDS))
+            for c in key:
+                if c.kind not in FILTER_KINDS:
+                    sure, maybe = _select(c, sure, maybe, self.scene)
+            got = self._programs[key] = (frozenset(sure), frozenset(maybe))
+        return got
+
+    def _filtered(self, filters: tuple) -> tuple[frozenset, frozenset]:
+        got = self._prefixes.get(filters)
+        if got is None:
+            sure, maybe = self._filtered(filters[:-1])
+            s, m = self._filter(filters[-1], sure, maybe)
+            got = self._prefixes[filters] = (frozenset(s), frozenset(m))
+        return got
+
+    def _pair(self, rel: str, i: str, o: str) -> tuple[bool, bool]:
+        memo = self._pairs.setdefault(rel, {})
+        got = memo.get((i, o))
+        if got is None:
+            got = memo[(i, o)] = _relation(self.scene, i, rel, o)
+        return got
+
+    def _relates(self, c: Constraint, i: str, which: int) -> bool:
+        """Whether instance i has c's relation (sure: which=0, maybe: 1) to any object c.obj
+        selects (surely / maybe likewise); for not_relation, to any it may (surely) select."""
+        memo = self._related.setdefault((c, which), {})
+        got = memo.get(i)
+        if got is None:
+            obj_sure, obj_maybe = self.evaluate(c.obj)
+            negated = c.kind == "not_relation"
+            # "not related" is sure when it is not even maybe related, and maybe when not surely
+            verdict, objects = (1 - which, obj_maybe if which == 0 else obj_sure) if negated \
+                else (which, obj_sure if which == 0 else obj_maybe)
+            got = any(self._pair(c.rel, i, o)[verdict] for o in objects if o != i)
+            got = memo[i] = (not got) if negated else got
+        return got
+
+    def _filter(self, c: Constraint, sure: frozenset, maybe: frozenset) -> tuple[set[str], set[str]]:
+        if c.kind in ("relation", "not_relation"):
+            return {i for i in sure if self._relates(c, i, 0)}, {i for i in maybe if self._relates(c, i, 1)}
+        if c.kind in HEAD_KINDS:
+            exact = self._exact.get(c)
+            if exact is None:
+                exact = self._exact[c] = evaluate(Program((c,)), self.scene)
+            return sure & exact, maybe & exact
+        memo = self._verdicts.get(c)
+        if memo is None:
+            memo = self._verdicts[c] = {}
+        judge = None
+        for i in maybe:
+            if i not in memo:
+                judge = judge or _judge(c, self.small, self.large)
+                memo[i] = judge(self.scene.instances[i])
+        return {i for i in sure if memo[i][0]}, {i for i in maybe if memo[i][1]}
+
+    def refers(self, program: Program, targets: set[str]) -> bool:
+        """As `refers_with_margin`."""
+        sure, maybe = self.evaluate(program)
+        targets = set(targets)
+        if not (sure == maybe == targets):
+            return False
+        values = {c.value for c in program if c.kind == "position"}
+        if "center" in values and not values & {"top", "middle", "bottom"} and \
+                any(not _central_height(self.scene.instances[t]) for t in targets):
+            return False   # "the fig in the middle" is read as the middle of the picture, not of its top edge
+        scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
+        if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):
+            # "the second dog from the right, halfway up" counts over every dog: a position or a
+            # relation said after the noun does not narrow what is counted (an adjective does:
+            # "the lowest green kiwi" counts green kiwis)
+            s, m = self.evaluate(Program(tuple(c for c in program if c.kind in scoped)))
+            return s == m == targets
+        return True
+
+
+def evaluate_with_margin(program: Program, scene: Scene, small: float = 0.01,
+                         large: float = 0.10) -> tuple[set[str], set[str]]:
+    """(sure, maybe): the instances a viewer would surely select, and those one might.
+    `small` / `large` are the facts' size-label thresholds (FactsConfig.small_frac / large_frac)."""
+    sure, maybe = Margins(scene, small, large).evaluate(program)
+    return set(sure), set(maybe)
+
+
 def refers_with_margin(program: Program, scene: Scene, targets: set[str], small: float = 0.01,
                        large: float = 0.10) -> bool:
     """True when a viewer reading the program would pick exactly `targets` (empty: nothing)."""
-    sure, maybe = evaluate_with_margin(program, scene, small, large)
-    if not (sure == maybe == set(targets)):
-        return False
-    values = {c.value for c in program if c.kind == "position"}
-    if "center" in values and not values & {"top", "middle", "bottom"} and \
-            any(not _central_height(scene.instances[t]) for t in targets):
-        return False   # "the fig in the middle" is read as the middle of the picture, not of its top edge
-    scoped = HEAD_KINDS + ADJECTIVE_KINDS + SELECTOR_KINDS
-    if any(c.kind in SELECTOR_KINDS for c in program) and any(c.kind not in scoped + ("count",) for c in program):
-        # "the second dog from the right, halfway up" counts over every dog: a position or a
-        # relation said after the noun does not narrow what is counted (an adjective does:
-        # "the lowest green kiwi" counts green kiwis)
-        scope = Program(tuple(c for c in program if c.kind in scoped))
-        s, m = evaluate_with_margin(scope, scene, small, large)
-        return s == m == set(targets)
-    return True
+    return Margins(scene, small, large).refers(program, targets)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from engine.config import PlanConfig
 from engine.language import people as people_lang
-from engine.language.margins import COLOR_NEIGHBOURS, evaluate_with_margin, refers_with_margin
+from engine.language.margins import COLOR_NEIGHBOURS, Margins
 from engine.language.names import same_kind
 from engine.language.programs import Constraint, Program, Scene, evaluate
 from engine.language.relation_choice import prefer_relations, relate_frame_only
@@ -111,10 +111,19 @@ class Planner:
         self.size_thresholds = size_thresholds   # the facts' small / large area_frac
         # affordance key -> every lexicon category that has it (None: only the scene's own map)
         self.key_holders = key_holders
+        # while one scene is planned: its margin evaluations and the search's ordered candidates,
+        # kept because the search asks the same questions many times (see margins.Margins)
+        self._margins: Margins | None = None
+        self._options: dict[tuple, list[tuple[Constraint, ...]]] = {}
+
+    def _margins_of(self, scene: Scene) -> Margins:
+        if self._margins is None or self._margins.scene is not scene:
+            return Margins(scene, *self.size_thresholds)   # outside `plan`: evaluated afresh
+        return self._margins
 
     def _refers(self, program: Program, scene: Scene, targets: set[str]) -> bool:
         """A reader of the program picks exactly `targets`, with margins (engine.language.margins)."""
-        return refers_with_margin(program, scene, targets, *self.size_thresholds)
+        return self._margins_of(scene).refers(program, targets)
 
     # ---- atoms -------------------------------------------------------------------------
     def _object_program(self, scene: Scene, oid: str) -> Program | None:
@@ -216,6 +225,27 @@ class Planner:
         """
         found: list[tuple[Constraint, ...]] = []
         max_extra = max(0, self.cfg.max_constraints - len(head))
+        for combo in self._ordered_options(tuple(atoms), tuple(selectors), min_extra, max_extra):
+            if len(found) >= limit:
+                break
+            if any(set(f) <= set(combo) for f in found):
+                continue
+            if self._refers(head.with_(*combo), scene, targets):
+                found.append(combo)
+        return [head.with_(*combo) for combo in found]
+
+    def _ordered_options(self, atoms: tuple[Constraint, ...], selectors: tuple[Constraint, ...],
+                         min_extra: int, max_extra: int) -> list[tuple[Constraint, ...]]:
+        """The search's candidate extras, cheapest first; the same for every head of one length
+        (kept while a scene is planned: the search runs over one target's atoms many times)."""
+        key = (atoms, selectors, min_extra, max_extra)
+        got = self._options.get(key)
+        if got is None:
+            got = self._options[key] = self._candidates(atoms, selectors, min_extra, max_extra)
+        return got
+
+    @staticmethod
+    def _candidates(atoms, selectors, min_extra: int, max_extra: int) -> list[tuple[Constraint, ...]]:
         options: list[tuple[float, tuple[Constraint, ...]]] = []
         for n in range(max(0, min_extra - 1), max_extra + 1):
             for combo in itertools.combinations(atoms, n):
@@ -239,14 +269,7 @@ class Planner:
                             continue
                         options.append((n + 1 + (cost + COST[sel.kind]) / 10, combo + (sel,)))
         options.sort(key=lambda t: (t[0], Program(t[1]).dumps()))
-        for _, combo in options:
-            if len(found) >= limit:
-                break
-            if any(set(f) <= set(combo) for f in found):
-                continue
-            if self._refers(head.with_(*combo), scene, targets):
-                found.append(combo)
-        return [head.with_(*combo) for combo in found]
+        return [combo for _, combo in options]
 
     # ---- targets -----------------------------------------------------------------------
     def eligible(self, scene: Scene) -> list[str]:
@@ -255,6 +278,13 @@ class Planner:
                       if scene.instances[i]["category"] not in scene.incomplete)
 
     def plan(self, scene: Scene) -> list[Spec]:
+        self._margins, self._options = Margins(scene, *self.size_thresholds), {}
+        try:
+            return self._plan(scene)
+        finally:
+            self._margins, self._options = None, {}
+
+    def _plan(self, scene: Scene) -> list[Spec]:
         specs: list[Spec] = []
         by_cat: dict[str, list[str]] = {}
         for i, f in scene.instances.items():
@@ -553,4 +583,4 @@ class Planner:
             for k in rng.sample(absent_aff, min(n, len(absent_aff))):
                 out.append(Spec(scene.image_id, "complex", "negative", (), Program((C("affordance", k),))))
         # a negative must match nothing even for a reader who draws the lines loosely
-        return [s for s in out if not evaluate_with_margin(s.program, scene, *self.size_thresholds)[1]]
+        return [s for s in out if not self._margins_of(scene).evaluate(s.program)[1]]

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable, Mapping
+
+from engine.records import records as frame_records
 
 FILTER_KINDS = ("category", "supercategory", "color", "size", "position", "relation", "affordance",
                 "garment", "posture")   # garment / posture: people only (engine.language.people)
@@ -78,7 +81,9 @@ class Program:
         return [c.to_json() for c in self.constraints]
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        # json.dumps(self.to_json(), sort_keys=True, separators=(",", ":")), from each
+        # constraint's text kept once (the planner sorts and names thousands of programs)
+        return "[" + ",".join(_constraint_text(c) for c in self.constraints) + "]"
 
     @staticmethod
     def from_json(data: Iterable[Mapping]) -> "Program":
@@ -87,6 +92,11 @@ class Program:
     @staticmethod
     def loads(text: str) -> "Program":
         return Program.from_json(json.loads(text))
+
+
+@lru_cache(maxsize=1 << 16)
+def _constraint_text(c: Constraint) -> str:
+    return json.dumps(c.to_json(), sort_keys=True, separators=(",", ":"))
 
 
 def P(*constraints: Constraint) -> Program:
@@ -117,12 +127,16 @@ class Scene:
 
     @staticmethod
     def from_tables(image_id: str, facts, relations=None, affordances=None) -> "Scene":
-        rows = facts[facts["image_id"] == image_id] if "image_id" in facts else facts
-        inst = {r["instance_id"]: r for r in rows.to_dict("records")}
+        # the image's rows picked from python records, not by a boolean mask of the frame: the
+        # build hands over each image's rows already, and pandas' per-call cost was most of it
+        records = frame_records(facts)
+        if "image_id" in facts:
+            records = [r for r in records if r["image_id"] == image_id]
+        inst = {r["instance_id"]: r for r in records}
         rel = set()
         if relations is not None and len(relations):
-            rr = relations[relations["image_id"] == image_id]
-            rel = set(zip(rr["subject_id"], rr["relation"], rr["object_id"]))
+            rr = relations[["image_id", "subject_id", "relation", "object_id"]]
+            rel = {(s, r, o) for i, s, r, o in zip(*(c.tolist() for _, c in rr.items())) if i == image_id}
         return Scene(image_id, inst, rel, dict(affordances or {}))
 
     def categories(self) -> set[str]:

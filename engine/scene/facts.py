@@ -55,6 +55,7 @@ from engine.scene import interactions, masks
 from engine.scene.colors import color_summary
 from engine.scene.people import people_facts
 from engine.scene.unmarked import unmarked_kin
+from engine.records import records
 from engine.config import FactsConfig
 from engine.sources.imageio import load_rgb
 from schemas.facts import FACTS, POS_X, POS_Y, RELATIONS_TABLE
@@ -103,10 +104,12 @@ def _decode(row: dict, width: int, height: int) -> _Inst:
         raise ValueError(f"instance {row['instance_id']} of image {row['image_id']}: empty mask")
     crop, x0, y0 = found
     x1, y1 = x0 + crop.shape[1], y0 + crop.shape[0]
-    area = int(crop.sum())
-    yy, xx = np.nonzero(crop)
-    cx = (x0 + xx.mean() + 0.5) / width
-    cy = (y0 + yy.mean() + 0.5) / height
+    # the centroid from per-column and per-row pixel counts: the same exact integer sums (and
+    # so the same means) as averaging every pixel's coordinates, without listing them
+    cols, rows = crop.sum(axis=0), crop.sum(axis=1)
+    area = int(cols.sum())
+    cx = (x0 + int(cols @ np.arange(len(cols))) / area + 0.5) / width
+    cy = (y0 + int(rows @ np.arange(len(rows))) / area + 0.5) / height
     return _Inst(row, crop, (x0, y0, x1, y1), area, float(cx), float(cy),
                  (x0 / width, y0 / height, x1 / width, y1 / height))
 
@@ -297,7 +300,7 @@ def describe_image(image_row: dict, instances: pd.DataFrame, rgb: np.ndarray,
     if rgb.shape[:2] != (height, width):
         raise ValueError(f"image {image_id} ({image_row.get('uri')}): pixels are {rgb.shape[1]}x{rgb.shape[0]}, "
                          f"the images table says {width}x{height}")
-    items = [_decode(r, width, height) for r in instances.to_dict("records")]
+    items = [_decode(r, width, height) for r in records(instances)]
     if not items:
         return [], []
 

@@ -66,15 +66,41 @@ def _paint(inst, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
     return out
 
 
+def _erode(crop: np.ndarray) -> np.ndarray:
+    """ndimage.binary_erosion(crop, border_value=0) with its default 4-neighbour cross, as four
+    shifted ANDs (the same pixels, several times faster on the small crops here)."""
+    out = crop.copy()
+    out[1:] &= crop[:-1]
+    out[:-1] &= crop[1:]
+    out[:, 1:] &= crop[:, :-1]
+    out[:, :-1] &= crop[:, 1:]
+    out[0] = out[-1] = False      # outside the crop counts as background
+    out[:, 0] = out[:, -1] = False
+    return out
+
+
+def _dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """ndimage.binary_dilation(mask, iterations=...) with the 4-neighbour cross, as shifted ORs
+    (the same pixels; the callers pad the mask, so nothing reaches its edge)."""
+    out = mask.copy()
+    for _ in range(iterations):
+        prev = out.copy()
+        out[1:] |= prev[:-1]
+        out[:-1] |= prev[1:]
+        out[:, 1:] |= prev[:, :-1]
+        out[:, :-1] |= prev[:, 1:]
+    return out
+
+
 def _outline(crop: np.ndarray) -> np.ndarray:
-    return crop & ~ndimage.binary_erosion(crop, border_value=0)
+    return crop & ~_erode(crop)
 
 
 def _near(inst, r: int) -> np.ndarray:
     """inst's mask dilated by r, over its box grown by r on every side (cached on the instance)."""
     if getattr(inst, "_near", None) is None:
         padded = np.pad(inst.crop, r)
-        inst._near = ndimage.binary_dilation(padded, iterations=r)
+        inst._near = _dilate(padded, r)
     return inst._near
 
 
@@ -120,7 +146,43 @@ def _hull(inst):
 
 
 def _inside_hull(a, b) -> int:
-    """How many of a's pixels lie inside b's convex hull."""
+    """How many of a's pixels lie inside b's convex hull.
+
+    Row by row: in each row of pixel centres the hull is an interval of x, bounded by the
+    facets (x * ex + y * ey + c <= 1e-9, as qhull's equations), and a's pixels in it are
+    counted with a running sum, instead of testing every pixel against every facet. The same
+    pixels count: hull vertices are pixel centres, so a centre lies on an edge (within the
+    1e-9 tolerance, counted) or at least ~1e-3 px from it, far beyond either way's rounding."""
+    eq, _ = _hull(b)
+    if eq is None:
+        return 0
+    x0, y0 = max(a.px[0], b.px[0]), max(a.px[1], b.px[1])
+    x1, y1 = min(a.px[2], b.px[2]), min(a.px[3], b.px[3])
+    if x0 >= x1 or y0 >= y1:
+        return 0
+    win = _paint(a, x0, y0, x1, y1)
+    rows = np.flatnonzero(win.any(axis=1))
+    if not len(rows):
+        return 0
+    ex, ey, ec = eq[:, 0], eq[:, 1], eq[:, 2]
+    rhs = 1e-9 - (np.outer(rows + y0 + 0.5, ey) + ec)     # per row and facet: ex * x <= rhs
+    with np.errstate(divide="ignore", over="ignore"):
+        hi = np.min(rhs[:, ex > 0] / ex[ex > 0], axis=1, initial=np.inf)
+        lo = np.max(rhs[:, ex < 0] / ex[ex < 0], axis=1, initial=-np.inf)
+    level = np.all(rhs[:, ex == 0] >= 0, axis=1)          # facets along the rows bound y only
+    # columns k of the window whose centre x = x0 + k + 0.5 lies in [lo, hi]
+    width = x1 - x0
+    first = np.clip(np.ceil(lo - x0 - 0.5), 0, width).astype(np.int64)
+    last = np.clip(np.floor(hi - x0 - 0.5), -1, width - 1).astype(np.int64)
+    runs = np.zeros((len(rows), width + 1), dtype=np.int64)
+    np.cumsum(win[rows], axis=1, out=runs[:, 1:])
+    idx = np.arange(len(rows))
+    counts = runs[idx, last + 1] - runs[idx, np.minimum(first, last + 1)]
+    return int(counts[level].sum())
+
+
+def _inside_hull_pointwise(a, b) -> int:
+    """_inside_hull by testing every pixel against every facet (the reference the tests compare)."""
     eq, _ = _hull(b)
     if eq is None:
         return 0

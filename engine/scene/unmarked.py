@@ -64,16 +64,23 @@ def unmarked_kin(items, rgb: np.ndarray) -> set[str]:
     for it in items:
         x0, y0, x1, y1 = it.px
         marked[y0:y1, x0:x1] |= it.crop
-    # photo noise moves pixels across bin edges: bins of a lightly blurred picture
-    bins = colour_bins(ndimage.uniform_filter(rgb, size=(BLUR, BLUR, 1)))
+    # photo noise moves pixels across bin edges: bins of a lightly blurred picture, binned only
+    # within the box around the piles (binning is per pixel: the same bins there as binning
+    # the whole frame, the blur still sees the whole frame)
+    ox = min(it.px[0] for m in piles.values() for it in m)
+    oy = min(it.px[1] for m in piles.values() for it in m)
+    ex = max(it.px[2] for m in piles.values() for it in m)
+    ey = max(it.px[3] for m in piles.values() for it in m)
+    bins = colour_bins(ndimage.uniform_filter(rgb, size=(BLUR, BLUR, 1))[oy:ey, ox:ex])
     out = set()
     for cat, members in sorted(piles.items()):
-        own = np.concatenate([bins[it.px[1]:it.px[3], it.px[0]:it.px[2]][it.crop] for it in members])
+        own = np.concatenate([bins[it.px[1] - oy:it.px[3] - oy, it.px[0] - ox:it.px[2] - ox][it.crop]
+                              for it in members])
         x0 = min(it.px[0] for it in members)
         y0 = min(it.px[1] for it in members)
         x1 = max(it.px[2] for it in members)
         y1 = max(it.px[3] for it in members)
-        like = np.isin(bins[y0:y1, x0:x1], _typical(own)) & ~marked[y0:y1, x0:x1]
+        like = np.isin(bins[y0 - oy:y1 - oy, x0 - ox:x1 - ox], _typical(own)) & ~marked[y0:y1, x0:x1]
         like = ndimage.binary_opening(like, iterations=OPENING)
         labels, n = ndimage.label(like)
         if n == 0:

@@ -399,3 +399,50 @@ def test_gray_next_to_a_white_share_is_not_sure():
     giraffe = inst("g", "giraffe", 0.5, 0.5, color="brown", color_frac=0.66, color_palette="brown:0.66,black:0.25")
     zebra = inst("z", "giraffe", 0.2, 0.5, color="white", color_frac=0.9, color_palette="white:0.90")
     assert refers_with_margin(P(C("category", "giraffe"), C("color", "brown")), scene(giraffe, zebra), {"g"})
+
+
+def test_one_margins_per_scene_answers_each_program_as_a_fresh_evaluation():
+    """Margins keeps every partial result for its scene; asked many programs in a shuffled
+    order (shared heads, partner programs that recur, selectors after them) it answers each
+    as evaluating that program alone does."""
+    import itertools
+    import random
+
+    from engine.language.margins import Margins
+    from tests.engine.language.test_plan import random_scene
+    heads = [P(), P(C("category", "dog")), P(C("category", "chair")), P(C("supercategory", "animal")),
+             P(C("affordance", "pet"))]
+    extras = [C("position", "left"), C("position", "middle"), C("color", "black"), C("size", "small"),
+              C("relation", rel="left_of", obj=P(C("category", "bench"))),
+              C("relation", rel="above", obj=P(C("category", "dog"), C("position", "top"))),
+              C("relation", rel="on", obj=P(C("category", "chair"))),
+              C("not_relation", rel="on", obj=P(C("category", "chair")))]
+    selectors = [(), (C("ordinal", "left:1"),), (C("ordinal", "top:2"),), (C("superlative", "largest"),),
+                 (C("count", 2),)]
+    programs = [h.with_(*combo, *sel) for h in heads for n in (0, 1, 2)
+                for combo in itertools.combinations(extras, n) for sel in selectors]
+    rng = random.Random(5)
+    referring = 0
+    for seed in range(40):
+        sc = random_scene(random.Random(seed))
+        shared = Margins(sc)
+        rng.shuffle(programs)
+        for p in programs:
+            sure, maybe = evaluate_with_margin(p, sc)
+            assert shared.evaluate(p) == (sure, maybe), (seed, p.dumps())
+            assert shared.refers(p, sure) == refers_with_margin(p, sc, sure), (seed, p.dumps())
+            referring += bool(sure) and shared.refers(p, sure)
+    assert referring > 100
+
+
+def test_planning_with_the_scene_memo_gives_the_plan_of_fresh_evaluations(monkeypatch):
+    import random
+
+    from engine.language.margins import Margins
+    from tests.engine.language.test_plan import random_scene
+    planner = Planner(PlanConfig(), ["dog", "cat", "chair", "bench", "cup", "giraffe"])
+    scenes = [random_scene(random.Random(seed)) for seed in range(60)]
+    shared = [planner.plan(sc) for sc in scenes]
+    monkeypatch.setattr(Planner, "_margins_of", lambda self, sc: Margins(sc, *self.size_thresholds))
+    assert [planner.plan(sc) for sc in scenes] == shared
+    assert sum(len(s) for s in shared) > 100

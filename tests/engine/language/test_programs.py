@@ -65,3 +65,36 @@ def test_program_json_round_trip():
     p = P(C("category", "dog"), C("relation", rel="on", obj=P(C("category", "bench"), C("color", "brown"))),
           C("ordinal", "left:2"))
     assert Program.loads(p.dumps()) == p
+
+
+def test_dumps_is_the_sorted_compact_json_of_the_program():
+    import json
+    nested = P(C("category", "dog"), C("relation", rel="next_to", obj=P(C("category", "bench"), C("position", "left"))),
+               C("not_relation", rel="holding", obj=P(C("category", 'cup "x" é'))), C("ordinal", "left:2"), C("count", 3))
+    for p in (P(), P(C("category", "dog")), nested):
+        assert p.dumps() == json.dumps(p.to_json(), sort_keys=True, separators=(",", ":"))
+        assert Program.loads(p.dumps()) == p
+
+
+def test_scene_from_tables_takes_the_rows_to_dict_gives():
+    """from_tables reads columns as python lists; the instances are what to_dict("records")
+    gives (same values, python types, NaN where missing), for one image of several."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+    facts = pd.DataFrame({
+        "instance_id": ["a", "b", "c", "d"], "image_id": ["x", "y", "x", "x"],
+        "category": pd.array(["dog", "cat", None, "dog"], dtype="str"), "area": [1.5, 2.0, np.nan, 4.0],
+        "size_rank": np.array([1, 2, 3, 4], np.int32), "iscrowd": [False, True, False, False]})
+    relations = pd.DataFrame({"image_id": ["x", "y", "x"], "subject_id": ["a", "b", "c"],
+                              "relation": ["left_of", "on", "right_of"], "object_id": ["c", "b", "a"]})
+    key = lambda v: (type(v), "nan" if isinstance(v, float) and math.isnan(v) else v)
+    for frame in (facts, facts.astype({"category": object, "instance_id": object})):
+        sc = Scene.from_tables("x", frame, relations)
+        want = [r for r in frame.to_dict("records") if r["image_id"] == "x"]
+        assert list(sc.instances) == ["a", "c", "d"]
+        assert [{k: key(v) for k, v in r.items()} for r in sc.instances.values()] == \
+            [{k: key(v) for k, v in r.items()} for r in want]
+        assert sc.relations == {("a", "left_of", "c"), ("c", "right_of", "a")}
+    assert Scene.from_tables("x", facts.iloc[:0], relations.iloc[:0]).instances == {}

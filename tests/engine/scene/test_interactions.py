@@ -138,3 +138,53 @@ def test_a_worn_glove_is_not_held():
     assert not {r for _, r, _ in rels} & {"in_front_of", "behind", "holding"}
     # (a thing of that outline without a prior is in front of the person: the test checks something)
     assert (1, "in_front_of", 0) in _describe([("person", person & ~big), ("dog", big)])
+
+
+def _blob(rng, h: int, w: int) -> np.ndarray:
+    """A random mask: a few overlapping ellipses and boxes, with holes, in an h x w frame."""
+    yy, xx = np.mgrid[:h, :w]
+    m = np.zeros((h, w), bool)
+    for _ in range(rng.integers(1, 5)):
+        cy, cx, ry, rx = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(1, h / 2), rng.uniform(1, w / 2)
+        m |= ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    return m & (rng.random((h, w)) > 0.05)
+
+
+def test_shifted_erosion_and_dilation_match_scipy():
+    from scipy import ndimage
+    from engine.scene.interactions import _dilate, _erode
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(1, 30, 2))
+        m = rng.random((h, w)) < rng.random()
+        assert np.array_equal(_erode(m), ndimage.binary_erosion(m, border_value=0))
+        padded = np.pad(m, 3)
+        assert np.array_equal(_dilate(padded, 3), ndimage.binary_dilation(padded, iterations=3))
+
+
+def test_pixels_inside_a_hull_counted_by_rows_match_the_pointwise_test():
+    """The row-interval count of _inside_hull equals testing each pixel centre against every
+    facet, including pixels on the hull's edges (boxes, diagonal and level outlines)."""
+    from engine.scene.facts import _decode
+    from engine.scene.interactions import _inside_hull, _inside_hull_pointwise
+    rng = np.random.default_rng(7)
+    h, w = 60, 80
+    shapes = [_blob(rng, h, w) for _ in range(40)]
+    box = np.zeros((h, w), bool)
+    box[10:40, 20:50] = True
+    tri = np.tril(np.ones((h, w), bool))[:, :w]       # diagonal edge through pixel centres
+    shapes += [box, tri, ~box, np.roll(box, 7, axis=1), box & ~tri]
+    items = []
+    for k, m in enumerate(s for s in shapes if s.any()):
+        rle = masks.encode(m)
+        x, y, bw, bh = masks.bbox(rle, h, w)
+        items.append(_decode({"instance_id": f"t:{k}", "image_id": "t", "rle": rle, "bbox_x": x, "bbox_y": y,
+                              "bbox_w": bw, "bbox_h": bh}, w, h))
+    checked = 0
+    for a in items:
+        for b in items:
+            if a is not b:
+                got = _inside_hull(a, b)
+                assert got == _inside_hull_pointwise(a, b)
+                checked += got > 0
+    assert checked > 100

@@ -92,3 +92,13 @@ def test_on_the_shared_yolo_fruit_the_orange_pile_gets_no_target_and_the_cut_ora
     pile_targets = acc[acc["image_id"].isin(piles) & (acc["category"] == "orange") & (acc["cardinality"] != "negative")]
     assert pile_targets.empty, pile_targets["text"].tolist()
     assert (acc["image_id"].isin(whole) & (acc["category"] == "orange") & (acc["cardinality"] == "1:1")).any()
+
+
+def test_colour_bins_of_a_window_are_the_frames_bins_there():
+    """unmarked_kin bins only the box around the piles: binning is per pixel, so a window's bins
+    equal the whole frame's bins cut to it."""
+    import numpy as np
+
+    from engine.scene.unmarked import colour_bins
+    rgb = np.random.default_rng(2).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    assert np.array_equal(colour_bins(rgb[17:61, 33:104]), colour_bins(rgb)[17:61, 33:104])
