@@ -101,10 +101,18 @@ FEET_HIDDEN = 0.15          # share of the figure's lowest rows covered by anoth
 
 # ---- colour space ---------------------------------------------------------------------------
 
+def _linear(x: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] -> linear light."""
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+_LINEAR_8BIT = _linear(np.arange(256) / 255.0)   # the same values for each 8-bit level, looked up
+
+
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 sRGB -> (N, 3) CIELAB (D65)."""
-    x = np.asarray(rgb, dtype=np.float64).reshape(-1, 3) / 255.0
-    lin = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    arr = np.asarray(rgb).reshape(-1, 3)
+    lin = _LINEAR_8BIT[arr] if arr.dtype == np.uint8 else _linear(arr.astype(np.float64) / 255.0)
     m = np.array([[0.4124564, 0.3575761, 0.1804375],
                   [0.2126729, 0.7151522, 0.0721750],
                   [0.0193339, 0.1191920, 0.9503041]])
@@ -117,7 +125,30 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([L, a, b], axis=1)
 
 
+_SKIN_MEMO: np.ndarray | None = None
+
+
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 -> (N,) bool: pixels that may be skin (`_skin`), each 24-bit colour's answer
+    remembered for this process in a 16 MB table, as engine.scene.colors.classify_memo does:
+    photos repeat colours. Same answers as `_skin`."""
+    global _SKIN_MEMO
+    arr = np.asarray(rgb).reshape(-1, 3)
+    if arr.dtype != np.uint8:
+        return _skin(arr)
+    if _SKIN_MEMO is None:
+        _SKIN_MEMO = np.full(1 << 24, -1, dtype=np.int8)
+    packed = (arr[:, 0].astype(np.int32) << 16) | (arr[:, 1].astype(np.int32) << 8) | arr[:, 2]
+    out = _SKIN_MEMO[packed]
+    unseen = out < 0
+    if unseen.any():
+        new = np.unique(packed[unseen])
+        _SKIN_MEMO[new] = _skin(np.stack([new >> 16, (new >> 8) & 255, new & 255], axis=1).astype(np.uint8))
+        out = _SKIN_MEMO[packed]
+    return out.astype(bool)
+
+
+def _skin(rgb: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 -> (N,) bool: pixels that may be skin, of any tone.
 
     Warm hue (15-85 degrees in the a*b* plane), chroma between a floor that rises with

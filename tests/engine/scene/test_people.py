@@ -139,3 +139,11 @@ def test_dark_trousers_under_a_striped_top_are_not_dark_clothes():
     plain = _describe(img, [("p", "person", m)])["p"]
     assert plain["outfit_tone"] == "dark"
     assert striped["lower_color"] == "black" and striped["outfit_tone"] == ""
+
+
+def test_the_remembered_skin_answers_and_the_looked_up_lab_values_are_the_computed_ones():
+    from engine.scene.people import _skin, rgb_to_lab
+    px = np.random.default_rng(3).integers(0, 256, (200_000, 3), dtype=np.uint8)
+    assert np.array_equal(skin_mask(px), _skin(px))
+    assert np.array_equal(skin_mask(px[::-1]), _skin(px[::-1]))      # answered from the table
+    assert np.array_equal(rgb_to_lab(px), rgb_to_lab(px.astype(np.float64)))
